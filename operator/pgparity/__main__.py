@@ -1,0 +1,5 @@
+"""``python -m pgparity`` is the ``pgparity`` command."""
+
+from pgparity.cli import main
+
+raise SystemExit(main())

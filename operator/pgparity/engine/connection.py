@@ -1,0 +1,104 @@
+"""Connections to PostgreSQL; failures become one-line errors that never show a password."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg import conninfo
+
+from pgparity.errors import DatabaseError, UsageError
+
+APPLICATION_NAME = "pgparity"
+# libpq's wording for a DSN whose values do not parse (a port that is not a number, …).
+_MALFORMED = "for connection option"
+
+
+def parse_dsn(dsn: str) -> dict[str, str]:
+    """The DSN's parameters; a malformed DSN is bad input."""
+    try:
+        return {k: str(v) for k, v in conninfo.conninfo_to_dict(dsn).items() if v is not None}
+    except psycopg.ProgrammingError as exc:
+        raise UsageError(f"cannot parse DSN {describe_dsn(dsn)}: {first_line(str(exc))}") from None
+
+
+def describe_dsn(dsn: str) -> str:
+    """A printable description of a DSN: host, port, database, user — never the password."""
+    try:
+        params = conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "(unparseable DSN)"
+    host = params.get("host") or params.get("hostaddr") or "localhost"
+    port = params.get("port") or "5432"
+    where = f"{host}:{port}/{params.get('dbname') or params.get('user') or ''}"
+    return f"{where} as {params['user']}" if params.get("user") else where
+
+
+def redact(text: str, dsn: str) -> str:
+    """Remove the DSN's password (and the raw DSN) from ``text``."""
+    try:
+        password = conninfo.conninfo_to_dict(dsn).get("password")
+    except psycopg.ProgrammingError:
+        password = None
+    text = text.replace(dsn, describe_dsn(dsn)) if dsn else text
+    if password:
+        text = text.replace(str(password), "***")
+    return text
+
+
+def first_line(text: str) -> str:
+    """libpq messages run over several lines; the first non-empty one says what went wrong."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[0] if lines else text.strip()
+
+
+def connect(
+    dsn: str,
+    *,
+    role: str = "target",
+    read_only: bool = False,
+    autocommit: bool = True,
+    connect_timeout: int = 10,
+    application_name: str = APPLICATION_NAME,
+) -> psycopg.Connection[tuple[Any, ...]]:
+    """Open a connection; ``role`` names it in errors ("target", "replica", "source", …).
+
+    ``read_only`` sets ``default_transaction_read_only`` for the whole session, the way
+    pgparity talks to production (DESIGN.md safety rules).
+    """
+    parse_dsn(dsn)
+    options = "-c default_transaction_read_only=on" if read_only else None
+    try:
+        conn = psycopg.connect(
+            dsn,
+            autocommit=autocommit,
+            connect_timeout=connect_timeout,
+            application_name=application_name,
+            options=options,
+        )
+    except psycopg.OperationalError as exc:
+        reason = redact(_connection_failure(str(exc)), dsn)
+        if _MALFORMED in reason or "invalid connection option" in reason:
+            raise UsageError(f"cannot parse DSN {describe_dsn(dsn)}: {reason}") from None
+        raise DatabaseError(f"cannot connect to {role} {describe_dsn(dsn)}: {reason}") from None
+    return conn
+
+
+def _connection_failure(message: str) -> str:
+    # libpq prefixes every attempt with 'connection to server at "h" (addr), port p failed:';
+    # the part after the last "failed:" is the reason a person can act on.
+    line = first_line(message)
+    reason = line.rsplit("failed:", 1)[-1].strip()
+    return reason or line
+
+
+def sqlstate_of(exc: BaseException) -> str | None:
+    """The SQLSTATE of a server error, or None for client-side failures."""
+    return getattr(exc, "sqlstate", None)
+
+
+def error_message(exc: psycopg.Error) -> str:
+    """The server's primary message (with its detail), or the client's first line."""
+    diag = exc.diag
+    text = diag.message_primary or first_line(str(exc))
+    return f"{text} ({diag.message_detail})" if diag.message_detail else text

@@ -1,0 +1,231 @@
+"""Turn what the dry-run measured into findings: pure functions over results.
+
+Errors (timeouts, migration errors, drift, escaping transaction control, invalid indexes, a
+schema that did not come back) reject a migration. Observations that are costly but sometimes
+intended — a lock that blocks the application, a table rewrite, a statement that cannot be
+re-run — are warnings, which ``--strict`` turns into errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from pgparity.engine.digest import ObjectChange
+from pgparity.engine.dryrun import RerunFailure
+from pgparity.engine.outside import InvalidIndex
+from pgparity.engine.statements import ParsedMigration
+from pgparity.models.quantities import format_ms
+from pgparity.models.report import Finding, Severity, StatementResult
+
+# What each lock mode that blocks the application stops (PostgreSQL docs, "Table-Level Locks").
+BLOCKING_MODES = {
+    "AccessExclusiveLock": "blocks every read and write",
+    "ExclusiveLock": "blocks writes and SELECT … FOR UPDATE/SHARE",
+    "ShareRowExclusiveLock": "blocks writes",
+    "ShareLock": "blocks writes",
+}
+_TABLE_KINDS = {"r", "p", "m", "f"}
+MODE_STRENGTH = [
+    "AccessShareLock",
+    "RowShareLock",
+    "RowExclusiveLock",
+    "ShareUpdateExclusiveLock",
+    "ShareLock",
+    "ShareRowExclusiveLock",
+    "ExclusiveLock",
+    "AccessExclusiveLock",
+]
+
+# SQLSTATE → (rule, what it means for the migration in production).
+ERROR_RULES = {
+    "55P03": ("lock-timeout", "could not get its lock within lock_timeout"),
+    "57014": ("statement-timeout", "ran past statement_timeout and was cancelled"),
+    "40P01": ("deadlock", "deadlocked"),
+    "2D000": ("transaction-control", "tried to end the transaction"),
+    "25001": ("transaction-control", "cannot run inside a transaction block"),
+}
+
+
+def _error(rule: str, message: str, result: StatementResult | None = None) -> Finding:
+    return Finding(
+        rule=rule,
+        severity=Severity.ERROR,
+        message=message,
+        statement=result.index if result else None,
+        line=result.line if result else None,
+    )
+
+
+def _warning(rule: str, message: str, result: StatementResult) -> Finding:
+    return Finding(
+        rule=rule,
+        severity=Severity.WARNING,
+        message=message,
+        statement=result.index,
+        line=result.line,
+    )
+
+
+def static_findings(parsed: ParsedMigration) -> list[Finding]:
+    """Findings that need no database: syntax, transaction control, misplaced CONCURRENTLY."""
+    if parsed.syntax_error:
+        problem = parsed.syntax_error
+        return [
+            Finding(
+                rule="syntax-error",
+                severity=Severity.ERROR,
+                line=problem.line,
+                message=f"line {problem.line}, column {problem.column}: {problem.message}",
+            )
+        ]
+    findings = [
+        Finding(
+            rule="transaction-control",
+            severity=Severity.ERROR,
+            statement=s.index,
+            line=s.line,
+            message=f"statement {s.index} (line {s.line}): {s.reason}; nothing was executed",
+        )
+        for s in parsed.transaction_control
+    ]
+    if parsed.unwrapped:
+        findings += [
+            Finding(
+                rule="non-transactional-in-transaction",
+                severity=Severity.ERROR,
+                statement=s.index,
+                line=s.line,
+                message=f"statement {s.index} (line {s.line}): {s.reason}, but the file "
+                "wraps everything in BEGIN … COMMIT, so it fails in production",
+            )
+            for s in parsed.outside
+        ]
+    return findings
+
+
+def error_findings(results: Iterable[StatementResult]) -> list[Finding]:
+    findings = []
+    for result in results:
+        if result.error is None:
+            continue
+        rule, meaning = ERROR_RULES.get(result.error.sqlstate or "", ("migration-error", "failed"))
+        findings.append(
+            _error(
+                rule,
+                f"statement {result.index} (line {result.line}) {meaning}: "
+                f"{result.error.sqlstate or 'client'} "
+                f"{result.error.message}",
+                result,
+            )
+        )
+    return findings
+
+
+def blocking_lock_findings(results: Iterable[StatementResult], created: set[str]) -> list[Finding]:
+    """A warning where a statement first holds a pre-existing table in a blocking mode.
+
+    Locks last until the transaction ends, so only an escalation matters: a SHARE lock taken
+    after the same transaction already holds ACCESS EXCLUSIVE changes nothing for the
+    application. Index and sequence locks follow their table's and are not reported twice.
+    """
+    findings = []
+    held: dict[str, str] = {}
+    for result in results:
+        for lock in sorted(result.locks, key=lambda item: -_strength(item.mode)):
+            if (
+                lock.locktype != "relation"
+                or lock.relkind not in _TABLE_KINDS
+                or lock.relation in created
+            ):
+                continue
+            previous = held.get(lock.relation)
+            if previous is not None and _strength(previous) >= _strength(lock.mode):
+                continue
+            held[lock.relation] = lock.mode
+            if lock.mode in BLOCKING_MODES:
+                hold = f", held {format_ms(lock.held_ms)}" if lock.held_ms is not None else ""
+                findings.append(
+                    _warning(
+                        "blocking-lock",
+                        f"statement {result.index} (line {result.line}) takes {lock.mode} on "
+                        f"{lock.relation}{hold}: {BLOCKING_MODES[lock.mode]}",
+                        result,
+                    )
+                )
+    return findings
+
+
+def rewrite_findings(results: Iterable[StatementResult], created: set[str]) -> list[Finding]:
+    findings = []
+    for result in results:
+        rewritten = [r for r in result.rewrites if r not in created]
+        if rewritten and result.transactional:
+            findings.append(
+                _warning(
+                    "table-rewrite",
+                    f"statement {result.index} (line {result.line}) rewrote {', '.join(rewritten)}",
+                    result,
+                )
+            )
+    return findings
+
+
+def rerun_findings(
+    failures: Sequence[RerunFailure], results: Sequence[StatementResult]
+) -> list[Finding]:
+    by_index = {r.index: r for r in results}
+    return [
+        _warning(
+            "not-idempotent",
+            f"statement {f.statement.index} (line {f.statement.line}) fails when the "
+            f"migration is re-run after a partial failure: {f.sqlstate} {f.message}",
+            by_index[f.statement.index],
+        )
+        for f in failures
+        if f.statement.index in by_index
+    ]
+
+
+def not_executed_findings(results: Iterable[StatementResult]) -> list[Finding]:
+    return [
+        _warning(
+            "not-executed",
+            f"statement {r.index} (line {r.line}) was not rehearsed: {r.not_executed_reason}",
+            r,
+        )
+        for r in results
+        if not r.transactional
+        and not r.executed
+        and r.not_executed_reason != "the transactional part of the migration failed"
+    ]
+
+
+def invalid_index_findings(invalid: Sequence[InvalidIndex]) -> list[Finding]:
+    return [
+        Finding(
+            rule="invalid-index",
+            severity=Severity.ERROR,
+            statement=i.statement.index,
+            line=i.statement.line,
+            message=f"statement {i.statement.index} (line {i.statement.line}) left index "
+            f"{i.index} invalid (indisvalid = false); in production it would "
+            "stay behind, unused by queries but maintained on every write",
+        )
+        for i in invalid
+    ]
+
+
+def digest_findings(rule: str, when: str, changes: Sequence[ObjectChange]) -> list[Finding]:
+    if not changes:
+        return []
+    listed = "; ".join(c.describe() for c in changes[:10])
+    more = f" and {len(changes) - 10} more" if len(changes) > 10 else ""
+    return [
+        Finding(
+            rule=rule, severity=Severity.ERROR, message=f"the schema differs {when}: {listed}{more}"
+        )
+    ]
+
+
+def _strength(mode: str) -> int:
+    return MODE_STRENGTH.index(mode) if mode in MODE_STRENGTH else -1

@@ -1,0 +1,211 @@
+"""Rehearse statements that cannot run in a transaction, on a clone, and undo them.
+
+CREATE INDEX CONCURRENTLY, DROP INDEX CONCURRENTLY, REINDEX CONCURRENTLY, DETACH PARTITION
+CONCURRENTLY and VACUUM cannot be rolled back, so they run after the rolled-back part, each on
+its own in autocommit under the same timeouts, and only on databases marked as clones. Their
+locks are sampled from a second session (the rehearsing session's own pg_locks is gone when an
+autocommit statement ends). Afterwards the schema is put back with a compensation plan computed
+from catalog snapshots, and an index left invalid is reported.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from pgparity.engine import trace
+from pgparity.engine.compensation import plan_compensation
+from pgparity.engine.connection import connect, error_message
+from pgparity.engine.digest import CatalogSnapshot, ObjectChange, take_snapshot
+from pgparity.engine.dryrun import Timeouts, TransactionalRun
+from pgparity.engine.statements import OutsideAction, Statement
+from pgparity.errors import DatabaseError
+from pgparity.models.report import StatementError, StatementResult
+
+Progress = Callable[[str], None]
+LOCK_SAMPLE_SECONDS = 0.01
+# Errors meaning "an object this statement names does not exist" (class 42, undefined_*).
+_UNDEFINED = {"42P01", "42703", "42704", "42883"}
+
+
+@dataclass(frozen=True)
+class InvalidIndex:
+    statement: Statement
+    index: str
+
+
+@dataclass
+class OutsideRun:
+    results: list[StatementResult] = field(default_factory=list)
+    invalid_indexes: list[InvalidIndex] = field(default_factory=list)
+    compensation_failures: list[str] = field(default_factory=list)
+    unplannable: list[ObjectChange] = field(default_factory=list)
+
+
+def not_executed(statements: Sequence[Statement], reason: str) -> list[StatementResult]:
+    return [s.result(executed=False, not_executed_reason=reason) for s in statements]
+
+
+def rehearse_outside_transaction(
+    dsn: str,
+    statements: Sequence[Statement],
+    timeouts: Timeouts,
+    baseline: CatalogSnapshot,
+    transactional: TransactionalRun,
+    *,
+    progress: Progress = lambda _: None,
+) -> OutsideRun:
+    """Run each statement on the clone at ``dsn``, measure it, and restore ``baseline``."""
+    run = OutsideRun()
+    with connect(dsn, role="clone") as conn, connect(dsn, role="clone (lock sampler)") as watch:
+        _set_session_timeouts(conn, timeouts)
+        for statement in statements:
+            reason = _skip_reason(statement, transactional)
+            if reason:
+                run.results.extend(not_executed([statement], reason))
+                continue
+            progress(
+                f"statement {statement.index} (line {statement.line}) outside the "
+                f"transaction: {' '.join(statement.sql.split())[:60]}"
+            )
+            run.results.append(_rehearse(conn, watch, statement, transactional))
+            _restore(conn, statement, baseline, run, progress)
+    return run
+
+
+def _skip_reason(statement: Statement, transactional: TransactionalRun) -> str | None:
+    if statement.action is OutsideAction.CLUSTER_LEVEL:
+        return "cluster-level statement: pgparity rehearses changes to the database's schema only"
+    if transactional.failed:
+        return "the transactional part of the migration failed"
+    return None
+
+
+def _set_session_timeouts(conn: psycopg.Connection[Any], timeouts: Timeouts) -> None:
+    for name, value in (
+        ("lock_timeout", timeouts.lock_timeout),
+        ("statement_timeout", timeouts.statement_timeout),
+    ):
+        conn.execute(
+            sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(value.as_setting()))
+        )
+
+
+def _rehearse(
+    conn: psycopg.Connection[Any],
+    watch: psycopg.Connection[Any],
+    statement: Statement,
+    transactional: TransactionalRun,
+) -> StatementResult:
+    state = trace.session_state(conn)
+    files = trace.relation_files(conn)
+    settings = state.timeouts()
+    sampler = LockSampler(watch, conn.info.backend_pid)
+    started = time.perf_counter()
+    with sampler:
+        try:
+            conn.execute(statement.sql.encode("utf-8"))
+            error = None
+        except psycopg.Error as exc:
+            if conn.closed:
+                raise DatabaseError(f"lost the connection to the clone: {exc}") from None
+            error = exc
+    elapsed = (time.perf_counter() - started) * 1000
+    if (
+        error is not None
+        and error.sqlstate in _UNDEFINED
+        and _depends_on_migration(statement, transactional)
+    ):
+        return statement.result(
+            executed=False,
+            settings_in_effect=settings,
+            not_executed_reason=(
+                "it depends on objects created or changed by earlier "
+                "statements of this migration, which the dry-run rolled back"
+            ),
+        )
+    return statement.result(
+        executed=True,
+        settings_in_effect=settings,
+        duration_ms=elapsed,
+        wal_bytes=max(0, trace.session_state(conn).wal_lsn - state.wal_lsn),
+        locks=tuple(trace.lock_record(lock, held_ms=elapsed) for lock in sorted(sampler.locks)),
+        rewrites=tuple(trace.rewritten(files, trace.relation_files(conn))),
+        error=None if error is None else StatementError(error.sqlstate, error_message(error)),
+    )
+
+
+def _depends_on_migration(statement: Statement, transactional: TransactionalRun) -> bool:
+    changed = transactional.created_relations | transactional.touched_relations
+    bare = {name.rpartition(".")[2] for name in changed}
+    return any(rel in changed or rel.rpartition(".")[2] in bare for rel in statement.relations)
+
+
+def _restore(
+    conn: psycopg.Connection[Any],
+    statement: Statement,
+    baseline: CatalogSnapshot,
+    run: OutsideRun,
+    progress: Progress,
+) -> None:
+    after = take_snapshot(conn)
+    for key, definition in after.objects.items():
+        was = baseline.objects.get(key)
+        if (
+            key.startswith("index:")
+            and definition.get("valid") is False
+            and (was is None or was.get("valid") is not False)
+        ):
+            run.invalid_indexes.append(InvalidIndex(statement, key.partition(":")[2]))
+    plan = plan_compensation(baseline, after)
+    run.unplannable.extend(plan.unplannable)
+    for step in plan.steps:
+        progress(f"compensating: {step.reason}")
+        try:
+            conn.execute(step.statement)
+        except psycopg.Error as exc:
+            run.compensation_failures.append(f"{step.reason}: {error_message(exc)}")
+    if plan.steps:
+        result = run.results[-1]
+        run.results[-1] = replace(
+            result, compensation=tuple(step.statement.as_string(conn) for step in plan.steps)
+        )
+
+
+class LockSampler:
+    """Samples the granted locks of one backend from another session until stopped."""
+
+    def __init__(
+        self, conn: psycopg.Connection[Any], pid: int, period: float = LOCK_SAMPLE_SECONDS
+    ) -> None:
+        self._conn = conn
+        self._pid = pid
+        self._period = period
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._loop, name="pgparity-lock-sampler", daemon=True
+        )
+        self.locks: set[trace.HeldLock] = set()
+        self.error: BaseException | None = None
+
+    def __enter__(self) -> LockSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self.locks |= trace.held_locks(self._conn, self._pid)
+                self._stop.wait(self._period)
+        except psycopg.Error as exc:  # the report says fewer locks; the run goes on
+            self.error = exc

@@ -1,0 +1,197 @@
+"""Render a validation report: text for a terminal, JSON, Markdown for a PR comment, JUnit XML."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+
+from pgparity.models.quantities import format_bytes, format_ms
+from pgparity.models.report import Finding, StatementResult, ValidationReport, Verdict
+
+FORMATS = ("text", "json", "markdown", "junit")
+
+
+def render(report: ValidationReport, fmt: str) -> str:
+    renderers: dict[str, Callable[[ValidationReport], str]] = {
+        "text": render_text,
+        "json": render_json,
+        "markdown": render_markdown,
+        "junit": render_junit,
+    }
+    return renderers[fmt](report)
+
+
+def render_json(report: ValidationReport) -> str:
+    return json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+
+def summary_line(report: ValidationReport) -> str:
+    """``REJECTED migrations/002.sql: 1 error, 2 warnings (3 statements, 5.1 s)``."""
+    errors, warnings = len(report.errors), len(report.warnings)
+    executed = [s for s in report.statements if s.executed]
+    seconds = sum(s.duration_ms or 0.0 for s in executed) / 1000
+    first = f" — {report.errors[0].message}" if report.errors else ""
+    return (
+        f"{report.verdict.value} {report.migration.path}: {_count(errors, 'error')}, "
+        f"{_count(warnings, 'warning')} ({_count(len(executed), 'statement')} executed, "
+        f"{seconds:.2f} s){first}"
+    )
+
+
+def render_text(report: ValidationReport) -> str:
+    target = report.target
+    lines = [
+        f"migration  {report.migration.path}  sha256:{report.migration.sha256[:16]}…",
+        f"target     PostgreSQL {target.server_version or '?'}"
+        f"{' · pgparity clone' if target.is_clone else ''}"
+        f"{' · with streaming replica' if target.replica else ''}",
+        "settings   " + "  ".join(f"{k}={v}" for k, v in report.settings.items()),
+        f"digest     {_digest_line(report)}",
+        "",
+    ]
+    if report.statements:
+        lines.append(f"{'#':>3} {'line':>5} {'where':<7} {'ms':>10} {'WAL':>10}  statement")
+        for s in report.statements:
+            lines.append(_text_statement(s))
+            lines.extend(f"{'':>28}{detail}" for detail in _statement_details(s))
+        lines.append("")
+    if report.findings:
+        lines.append("findings")
+        lines.extend(f"  {f.severity.value:<8} {f.rule:<24} {f.message}" for f in report.findings)
+        lines.append("")
+    lines.append(f"verdict    {summary_line(report)}")
+    return "\n".join(lines) + "\n"
+
+
+def _text_statement(s: StatementResult) -> str:
+    where = "tx" if s.transactional else "outside"
+    ms = f"{s.duration_ms:.1f}" if s.duration_ms is not None else "-"
+    wal = format_bytes(s.wal_bytes) if s.wal_bytes is not None else "-"
+    return f"{s.index:>3} {s.line:>5} {where:<7} {ms:>10} {wal:>10}  {_one_line(s.sql, 70)}"
+
+
+def _statement_details(s: StatementResult) -> list[str]:
+    details = [
+        f"lock {lock.mode} on {lock.relation}"
+        + (f" (held {format_ms(lock.held_ms)})" if lock.held_ms is not None else "")
+        for lock in s.locks
+    ]
+    if s.rewrites:
+        details.append("rewrote " + ", ".join(s.rewrites))
+    if s.error:
+        details.append(f"ERROR {s.error.sqlstate or ''} {s.error.message}")
+    if not s.executed and s.not_executed_reason:
+        details.append(f"not executed: {s.not_executed_reason}")
+    details.extend(f"compensated: {step}" for step in s.compensation)
+    return details
+
+
+def _digest_line(report: ValidationReport) -> str:
+    target = report.target
+    if not target.digest_before:
+        return "(not read)"
+    if target.digest_after is None:
+        return f"{target.digest_before} (nothing executed)"
+    same = target.digest_after == target.digest_before
+    line = f"{target.digest_before} → {'unchanged after rollback' if same else target.digest_after}"
+    if target.digest_after_compensation is not None:
+        back = target.digest_after_compensation == target.digest_before
+        line += "; " + (
+            "restored after compensation"
+            if back
+            else f"after compensation {target.digest_after_compensation}"
+        )
+    return line
+
+
+def render_markdown(report: ValidationReport) -> str:
+    icon = "✅" if report.verdict is Verdict.VALIDATED else "❌"
+    lines = [
+        f"### {icon} pgparity: {report.verdict.value} — `{report.migration.path}`",
+        "",
+        f"{summary_line(report)}",
+        "",
+        f"PostgreSQL {report.target.server_version or '?'} · "
+        + " · ".join(f"`{k}={v}`" for k, v in report.settings.items())
+        + f" · digest `{report.target.digest_before or 'not read'}`",
+        "",
+    ]
+    if report.findings:
+        lines += ["| severity | rule | statement | finding |", "|---|---|---|---|"]
+        lines += [
+            f"| {f.severity.value} | `{f.rule}` | {f.statement or ''} | {_md(f.message)} |"
+            for f in report.findings
+        ]
+        lines.append("")
+    if report.statements:
+        lines += [
+            "| # | line | statement | ms | WAL | locks | rewrites |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        lines += [_md_statement(s) for s in report.statements]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _md_statement(s: StatementResult) -> str:
+    ms = f"{s.duration_ms:.1f}" if s.duration_ms is not None else "not run"
+    wal = format_bytes(s.wal_bytes) if s.wal_bytes is not None else ""
+    locks = "<br>".join(f"{lock.mode} `{lock.relation}`" for lock in s.locks)
+    sql_text = f"`{_md(_one_line(s.sql, 80))}`"
+    return (
+        f"| {s.index} | {s.line} | {sql_text} | {ms} | {wal} | {locks} | {', '.join(s.rewrites)} |"
+    )
+
+
+def render_junit(report: ValidationReport) -> str:
+    """One test case per statement; migration-level findings go to a case of their own."""
+    by_statement: dict[int | None, list[Finding]] = {}
+    for finding in report.findings:
+        by_statement.setdefault(finding.statement, []).append(finding)
+    suite = ET.Element(
+        "testsuite",
+        name=f"pgparity {report.migration.path}",
+        tests=str(len(report.statements) + 1),
+        failures=str(sum(1 for f in report.findings if f.severity.value == "error")),
+    )
+    _junit_case(suite, "migration", None, by_statement.get(None, []))
+    for s in report.statements:
+        _junit_case(
+            suite,
+            f"statement {s.index} (line {s.line}): {_one_line(s.sql, 60)}",
+            s,
+            by_statement.get(s.index, []),
+        )
+    return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def _junit_case(
+    suite: ET.Element, name: str, s: StatementResult | None, found: list[Finding]
+) -> None:
+    case = ET.SubElement(
+        suite,
+        "testcase",
+        classname="pgparity",
+        name=name,
+        time=f"{(s.duration_ms or 0.0) / 1000 if s else 0.0:.3f}",
+    )
+    for finding in found:
+        tag = "failure" if finding.severity.value == "error" else "system-out"
+        element = ET.SubElement(case, tag, message=finding.message, type=finding.rule)
+        element.text = f"{finding.severity.value}: {finding.message}"
+    if s is not None and not s.executed and not any(f.severity.value == "error" for f in found):
+        ET.SubElement(case, "skipped", message=s.not_executed_reason or "not executed")
+
+
+def _one_line(text: str, width: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"

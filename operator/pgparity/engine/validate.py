@@ -1,0 +1,283 @@
+"""``validate``: parse, gate on drift, dry-run, rehearse, compensate, judge.
+
+The order matters: nothing runs if the file does not parse or contains transaction control that
+could escape the dry-run; nothing runs if the schema is not the expected one; statements that
+cannot be rolled back run only on clones and only after the rolled-back part; the schema digest
+is checked after the rollback and again after compensation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from pgparity.engine import findings as rules
+from pgparity.engine.clone import is_clone
+from pgparity.engine.connection import connect, describe_dsn
+from pgparity.engine.digest import CatalogSnapshot, diff_snapshots, take_snapshot
+from pgparity.engine.dryrun import Timeouts, TransactionalRun, run_in_rolled_back_transaction
+from pgparity.engine.outside import OutsideRun, not_executed, rehearse_outside_transaction
+from pgparity.engine.statements import ParsedMigration, parse_migration
+from pgparity.errors import UsageError
+from pgparity.models.report import (
+    Finding,
+    MigrationInfo,
+    Severity,
+    StatementResult,
+    TargetInfo,
+    ValidationReport,
+    apply_strictness,
+    decide_verdict,
+)
+
+Progress = Callable[[str], None]
+DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class MigrationFile:
+    path: str
+    text: str
+    sha256: str
+
+    @classmethod
+    def read(cls, path: Path) -> MigrationFile:
+        """Read a migration; missing, unreadable, empty or non-UTF-8 files are bad input."""
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise UsageError(f"migration file {path} does not exist") from None
+        except IsADirectoryError:
+            raise UsageError(f"migration file {path} is a directory") from None
+        except OSError as exc:
+            raise UsageError(f"cannot read migration file {path}: {exc.strerror}") from None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"migration file {path} is not UTF-8 (byte {exc.start})") from None
+        if not text.strip():
+            raise UsageError(f"migration file {path} is empty")
+        return cls(path=str(path), text=text, sha256=hashlib.sha256(data).hexdigest())
+
+
+@dataclass(frozen=True)
+class Target:
+    dsn: str
+    replica_dsn: str | None = None
+
+
+@dataclass(frozen=True)
+class ValidationOptions:
+    timeouts: Timeouts
+    expect_digest: str | None = None
+    strict: bool = False
+    check_rerun: bool = True
+
+
+def check_digest_syntax(digest: str) -> str:
+    if not DIGEST_PATTERN.match(digest):
+        raise UsageError(f"{digest!r} is not a schema digest (expected sha256: and 64 hex digits)")
+    return digest
+
+
+def validate(
+    migration: MigrationFile,
+    target: Target,
+    options: ValidationOptions,
+    progress: Progress = lambda _: None,
+) -> ValidationReport:
+    parsed = parse_migration(migration.text)
+    static = rules.static_findings(parsed)
+    info = MigrationInfo(path=migration.path, sha256=migration.sha256)
+    if any(f.severity is Severity.ERROR for f in static):
+        progress("rejected before execution: " + static[0].message)
+        return _report(info, TargetInfo(), options, _unexecuted(parsed), static)
+    with connect(target.dsn, role="target") as conn:
+        server_version, clone = _inspect_target(conn, target)
+        progress(
+            f"target {describe_dsn(target.dsn)}: PostgreSQL {server_version}"
+            f"{', a pgparity clone' if clone else ''}"
+        )
+        before = take_snapshot(conn)
+        target_info = TargetInfo(
+            server_version=server_version,
+            digest_before=before.digest,
+            is_clone=clone,
+            replica=target.replica_dsn is not None,
+        )
+        if options.expect_digest and before.digest != options.expect_digest:
+            drift = Finding(
+                rule="schema-drift",
+                severity=Severity.ERROR,
+                message=f"the target's schema digest is {before.digest}, "
+                f"expected {options.expect_digest}; nothing was executed",
+            )
+            return _report(info, target_info, options, _unexecuted(parsed), [drift])
+        run = run_in_rolled_back_transaction(
+            conn,
+            parsed.transactional,
+            options.timeouts,
+            check_rerun=options.check_rerun,
+            progress=progress,
+        )
+        after = take_snapshot(conn)
+    outside, after_outside = _outside_phase(parsed, target, options, before, run, clone, progress)
+    target_info = TargetInfo(
+        server_version=server_version,
+        digest_before=before.digest,
+        digest_after=after.digest,
+        digest_after_compensation=after_outside.digest if after_outside else None,
+        is_clone=clone,
+        replica=target.replica_dsn is not None,
+    )
+    results = sorted([*run.results, *outside.results], key=lambda r: r.index)
+    found = _findings(results, run, outside, before, after, after_outside)
+    return _report(info, target_info, options, results, found)
+
+
+def _inspect_target(conn: psycopg.Connection[Any], target: Target) -> tuple[str, bool]:
+    row = conn.execute("SELECT current_setting('server_version'), pg_is_in_recovery()").fetchone()
+    assert row is not None
+    if row[1]:
+        raise UsageError(
+            f"target {describe_dsn(target.dsn)} is a read-only replica; --dsn must name the primary"
+        )
+    if target.replica_dsn:
+        _check_replica(conn, target)
+    return str(row[0]), is_clone(conn)
+
+
+def _check_replica(primary: psycopg.Connection[Any], target: Target) -> None:
+    """The replica must be in recovery and share the primary's system identifier."""
+    assert target.replica_dsn is not None
+    with connect(target.replica_dsn, role="replica") as replica:
+        row = replica.execute("SELECT pg_is_in_recovery()").fetchone()
+        if not row or not row[0]:
+            raise UsageError(
+                f"--replica-dsn {describe_dsn(target.replica_dsn)} is not a replica "
+                "of the target: it is not in recovery"
+            )
+        mine, theirs = _system_identifier(primary), _system_identifier(replica)
+    if mine is not None and theirs is not None and mine != theirs:
+        raise UsageError(
+            f"--replica-dsn {describe_dsn(target.replica_dsn)} is not a replica of "
+            "the target: it belongs to another cluster (system identifiers differ)"
+        )
+
+
+def _system_identifier(conn: psycopg.Connection[Any]) -> int | None:
+    """pg_control_system() needs pg_monitor-like rights; without them the check is skipped."""
+    try:
+        row = conn.execute("SELECT system_identifier FROM pg_control_system()").fetchone()
+    except psycopg.errors.InsufficientPrivilege:
+        return None
+    return int(row[0]) if row else None
+
+
+def _outside_phase(
+    parsed: ParsedMigration,
+    target: Target,
+    options: ValidationOptions,
+    before: CatalogSnapshot,
+    run: TransactionalRun,
+    clone: bool,
+    progress: Progress,
+) -> tuple[OutsideRun, CatalogSnapshot | None]:
+    if not parsed.outside:
+        return OutsideRun(), None
+    if not clone:
+        reason = (
+            "the target is not a pgparity clone, and statements that cannot be rolled "
+            "back run only on clones"
+        )
+        return OutsideRun(results=not_executed(parsed.outside, reason)), None
+    outside = rehearse_outside_transaction(
+        target.dsn, parsed.outside, options.timeouts, before, run, progress=progress
+    )
+    with connect(target.dsn, role="clone") as conn:
+        return outside, take_snapshot(conn)
+
+
+def _findings(
+    results: list[StatementResult],
+    run: TransactionalRun,
+    outside: OutsideRun,
+    before: CatalogSnapshot,
+    after: CatalogSnapshot,
+    after_outside: CatalogSnapshot | None,
+) -> list[Finding]:
+    created = run.created_relations
+    found = [
+        *rules.error_findings(results),
+        *rules.digest_findings(
+            "digest-mismatch", "after the rollback", diff_snapshots(before, after)
+        ),
+        *rules.invalid_index_findings(outside.invalid_indexes),
+        *[
+            Finding(rule="compensation-failed", severity=Severity.ERROR, message=failure)
+            for failure in outside.compensation_failures
+        ],
+    ]
+    if after_outside is not None:
+        found += rules.digest_findings(
+            "compensation-incomplete",
+            "after undoing the statements run outside the transaction",
+            diff_snapshots(before, after_outside),
+        )
+    found += [
+        *rules.blocking_lock_findings(results, created),
+        *rules.rewrite_findings(results, created),
+        *rules.rerun_findings(run.rerun_failures, results),
+        *rules.not_executed_findings(results),
+    ]
+    return found
+
+
+def _unexecuted(parsed: ParsedMigration) -> list[StatementResult]:
+    reason = "the migration was rejected before execution"
+    return [s.result(executed=False, not_executed_reason=reason) for s in parsed.statements]
+
+
+def _report(
+    info: MigrationInfo,
+    target: TargetInfo,
+    options: ValidationOptions,
+    results: list[StatementResult],
+    found: list[Finding],
+) -> ValidationReport:
+    final = apply_strictness(found, options.strict)
+    executed = [r for r in results if r.executed]
+    observations = {
+        "statements_executed": len(executed),
+        "total_duration_ms": round(sum(r.duration_ms or 0.0 for r in executed), 3),
+        "wal_bytes": sum(r.wal_bytes or 0 for r in executed),
+        "max_lock_hold_ms": round(
+            max(
+                (
+                    lock.held_ms or 0.0
+                    for r in executed
+                    for lock in r.locks
+                    if lock.mode in rules.BLOCKING_MODES
+                ),
+                default=0.0,
+            ),
+            3,
+        ),
+        "rewritten_relations": sorted({rel for r in executed for rel in r.rewrites}),
+    }
+    return ValidationReport(
+        verdict=decide_verdict(final),
+        migration=info,
+        target=target,
+        settings=options.timeouts.as_settings(),
+        statements=tuple(results),
+        findings=final,
+        observations=observations,
+        strict=options.strict,
+    )

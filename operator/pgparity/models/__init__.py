@@ -1,0 +1,1 @@
+"""Typed, frozen models: CRD specs and status, the validation report, quantities. No I/O."""

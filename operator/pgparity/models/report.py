@@ -1,0 +1,269 @@
+"""The validation report: the versioned contract between the engine, the CLI and the operator.
+
+``ValidationReport.to_dict()`` produces the JSON documented in DESIGN.md (version 1);
+``ValidationReport.parse()`` reads it back (the operator reads reports written by Jobs), naming
+the bad field path when a document does not match. Fields may be added; none may be renamed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+from pgparity.errors import SpecError
+from pgparity.models.reader import Reader
+
+REPORT_VERSION = 1
+
+
+class Verdict(StrEnum):
+    VALIDATED = "VALIDATED"
+    REJECTED = "REJECTED"
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+class Phase(StrEnum):
+    """Where a statement ran: inside the rolled-back transaction, or on its own."""
+
+    TRANSACTION = "transaction"
+    OUTSIDE_TRANSACTION = "outside-transaction"
+
+
+@dataclass(frozen=True)
+class LockRecord:
+    """A lock a statement newly acquired, by pg_locks' mode name."""
+
+    relation: str
+    mode: str
+    locktype: str = "relation"
+    held_ms: float | None = None
+    relkind: str | None = None  # pg_class.relkind: r table, p partitioned, i index, …
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "relation": self.relation,
+            "mode": self.mode,
+            "locktype": self.locktype,
+            "relkind": self.relkind,
+            "held_ms": _round(self.held_ms),
+        }
+
+
+@dataclass(frozen=True)
+class StatementError:
+    sqlstate: str | None
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sqlstate": self.sqlstate, "message": self.message}
+
+
+@dataclass(frozen=True)
+class StatementResult:
+    index: int
+    line: int
+    sql: str
+    transactional: bool
+    executed: bool
+    duration_ms: float | None = None
+    wal_bytes: int | None = None
+    locks: tuple[LockRecord, ...] = ()
+    rewrites: tuple[str, ...] = ()
+    error: StatementError | None = None
+    phase: Phase = Phase.TRANSACTION
+    not_executed_reason: str | None = None
+    settings_in_effect: Mapping[str, str] = field(default_factory=dict)
+    compensation: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "line": self.line,
+            "sql": self.sql,
+            "transactional": self.transactional,
+            "executed": self.executed,
+            "duration_ms": _round(self.duration_ms),
+            "wal_bytes": self.wal_bytes,
+            "locks": [lock.to_dict() for lock in self.locks],
+            "rewrites": list(self.rewrites),
+            "error": self.error.to_dict() if self.error else None,
+            "phase": self.phase.value,
+            "not_executed_reason": self.not_executed_reason,
+            "settings_in_effect": dict(self.settings_in_effect),
+            "compensation": list(self.compensation),
+        }
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    severity: Severity
+    message: str
+    statement: int | None = None
+    line: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "severity": self.severity.value,
+            "statement": self.statement,
+            "line": self.line,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True)
+class MigrationInfo:
+    path: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    server_version: str | None = None
+    digest_before: str | None = None
+    digest_after: str | None = None
+    digest_after_compensation: str | None = None
+    is_clone: bool = False
+    replica: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "server_version": self.server_version,
+            "digest_before": self.digest_before,
+            "digest_after": self.digest_after,
+            "digest_after_compensation": self.digest_after_compensation,
+            "is_clone": self.is_clone,
+            "replica": self.replica,
+        }
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    verdict: Verdict
+    migration: MigrationInfo
+    target: TargetInfo
+    settings: Mapping[str, str]
+    statements: tuple[StatementResult, ...]
+    findings: tuple[Finding, ...]
+    observations: Mapping[str, Any] = field(default_factory=dict)
+    strict: bool = False
+
+    @property
+    def errors(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity is Severity.ERROR)
+
+    @property
+    def warnings(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity is Severity.WARNING)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": REPORT_VERSION,
+            "verdict": self.verdict.value,
+            "strict": self.strict,
+            "migration": {"path": self.migration.path, "sha256": self.migration.sha256},
+            "target": self.target.to_dict(),
+            "settings": dict(self.settings),
+            "statements": [s.to_dict() for s in self.statements],
+            "observations": dict(self.observations),
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+    @classmethod
+    def parse(cls, doc: Mapping[str, Any]) -> ValidationReport:
+        """Read a report document back, naming the first field that does not fit."""
+        reader = Reader(doc, "")
+        if reader.integer("version") != REPORT_VERSION:
+            raise SpecError("version", f"unsupported report version (expected {REPORT_VERSION})")
+        migration = reader.child("migration")
+        target = reader.child("target")
+        return cls(
+            verdict=reader.enum("verdict", Verdict),
+            strict=bool(doc.get("strict", False)),
+            migration=MigrationInfo(
+                path=migration.string("path"), sha256=migration.string("sha256")
+            ),
+            target=TargetInfo(
+                server_version=target.opt_string("server_version"),
+                digest_before=target.opt_string("digest_before"),
+                digest_after=target.opt_string("digest_after"),
+                digest_after_compensation=target.opt_string("digest_after_compensation"),
+                is_clone=bool(target.get("is_clone", False)),
+                replica=bool(target.get("replica", False)),
+            ),
+            settings={str(k): str(v) for k, v in reader.mapping("settings").items()},
+            statements=tuple(_parse_statement(r) for r in reader.children("statements")),
+            findings=tuple(_parse_finding(r) for r in reader.children("findings")),
+            observations=dict(reader.mapping("observations")),
+        )
+
+
+def decide_verdict(findings: Sequence[Finding]) -> Verdict:
+    """REJECTED exactly when some finding is an error."""
+    if any(f.severity is Severity.ERROR for f in findings):
+        return Verdict.REJECTED
+    return Verdict.VALIDATED
+
+
+def apply_strictness(findings: Sequence[Finding], strict: bool) -> tuple[Finding, ...]:
+    """With ``--strict`` every warning counts as an error."""
+    if not strict:
+        return tuple(findings)
+    return tuple(replace(f, severity=Severity.ERROR) for f in findings)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def _parse_statement(reader: Reader) -> StatementResult:
+    error = reader.get("error")
+    return StatementResult(
+        index=reader.integer("index"),
+        line=reader.integer("line"),
+        sql=reader.string("sql"),
+        transactional=bool(reader.get("transactional")),
+        executed=bool(reader.get("executed")),
+        duration_ms=reader.opt_float("duration_ms"),
+        wal_bytes=reader.opt_integer("wal_bytes"),
+        locks=tuple(
+            LockRecord(
+                relation=r.string("relation"),
+                mode=r.string("mode"),
+                locktype=str(r.get("locktype", "relation")),
+                held_ms=r.opt_float("held_ms"),
+                relkind=r.opt_string("relkind"),
+            )
+            for r in reader.children("locks")
+        ),
+        rewrites=tuple(str(x) for x in reader.array("rewrites")),
+        error=None
+        if error is None
+        else StatementError(
+            sqlstate=reader.child("error").opt_string("sqlstate"),
+            message=reader.child("error").string("message"),
+        ),
+        phase=Phase(str(reader.get("phase", Phase.TRANSACTION.value))),
+        not_executed_reason=reader.opt_string("not_executed_reason"),
+        settings_in_effect={
+            str(k): str(v) for k, v in (reader.get("settings_in_effect") or {}).items()
+        },
+        compensation=tuple(str(x) for x in reader.array("compensation")),
+    )
+
+
+def _parse_finding(reader: Reader) -> Finding:
+    return Finding(
+        rule=reader.string("rule"),
+        severity=reader.enum("severity", Severity),
+        message=reader.string("message"),
+        statement=reader.opt_integer("statement"),
+        line=reader.opt_integer("line"),
+    )

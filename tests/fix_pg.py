@@ -1,0 +1,124 @@
+"""Real PostgreSQL for the ``pg`` tier: one local primary + streaming replica per session.
+
+The cluster is made by pgparity's own ``LocalCluster`` (the code ``--local`` uses), with
+durability off for speed. Each test gets a fresh database, marked as a clone, so tests are
+isolated without paying for a cluster each.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import psycopg
+import pytest
+from psycopg import conninfo, sql
+
+from pgparity.engine.clone import mark_clone
+from pgparity.engine.dryrun import Timeouts
+from pgparity.engine.localcluster import LocalCluster
+from pgparity.engine.validate import MigrationFile, Target, ValidationOptions, validate
+from pgparity.models.quantities import parse_duration
+from pgparity.models.report import ValidationReport
+
+_counter = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class PgDatabase:
+    """A database on the session cluster, reachable on the primary and the replica."""
+
+    name: str
+    dsn: str
+    replica_dsn: str
+    cluster: LocalCluster
+
+    def connect(self, **kwargs: object) -> psycopg.Connection[tuple[object, ...]]:
+        return psycopg.connect(self.dsn, autocommit=True, **kwargs)  # type: ignore[arg-type]
+
+    def execute(self, query: str) -> None:
+        with self.connect() as conn:
+            conn.execute(query.encode())
+
+    def scalar(self, query: str) -> object:
+        with self.connect() as conn:
+            row = conn.execute(query.encode()).fetchone()
+            return row[0] if row else None
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[LocalCluster]:
+    with LocalCluster(durable=False, replicas=1) as cluster:
+        yield cluster
+
+
+def _with_dbname(dsn: str, dbname: str) -> str:
+    return conninfo.make_conninfo(dsn, dbname=dbname)
+
+
+def _create_database(cluster: LocalCluster, clone: bool) -> PgDatabase:
+    name = f"t{next(_counter)}"
+    with psycopg.connect(cluster.primary_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    db = PgDatabase(
+        name=name,
+        dsn=_with_dbname(cluster.primary_dsn, name),
+        replica_dsn=_with_dbname(cluster.replica_dsn or "", name),
+        cluster=cluster,
+    )
+    if clone:
+        with psycopg.connect(db.dsn, autocommit=True) as conn:
+            mark_clone(conn, f"test-{name}")
+    cluster.wait_replay()  # the replica must know the database before tests connect to it
+    return db
+
+
+def _drop_database(cluster: LocalCluster, name: str) -> None:
+    with psycopg.connect(cluster.primary_dsn, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+@pytest.fixture
+def pg_db(pg_cluster: LocalCluster) -> Iterator[PgDatabase]:
+    """A fresh database marked as a pgparity clone."""
+    db = _create_database(pg_cluster, clone=True)
+    yield db
+    _drop_database(pg_cluster, db.name)
+
+
+@pytest.fixture
+def pg_plain_db(pg_cluster: LocalCluster) -> Iterator[PgDatabase]:
+    """A fresh database that is NOT marked as a clone (stands in for any other target)."""
+    db = _create_database(pg_cluster, clone=False)
+    yield db
+    _drop_database(pg_cluster, db.name)
+
+
+def validate_sql(
+    db: PgDatabase,
+    text: str,
+    tmp_path: object,
+    *,
+    lock_timeout: str = "5s",
+    statement_timeout: str = "30s",
+    strict: bool = False,
+    expect_digest: str | None = None,
+    replica: bool = True,
+    check_rerun: bool = True,
+) -> ValidationReport:
+    """Write ``text`` to a migration file and validate it against ``db`` in-process."""
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "migration.sql"
+    path.write_text(text, encoding="utf-8")
+    options = ValidationOptions(
+        timeouts=Timeouts(parse_duration(lock_timeout), parse_duration(statement_timeout)),
+        expect_digest=expect_digest,
+        strict=strict,
+        check_rerun=check_rerun,
+    )
+    target = Target(db.dsn, db.replica_dsn if replica else None)
+    return validate(MigrationFile.read(path), target, options)

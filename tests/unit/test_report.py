@@ -1,0 +1,131 @@
+"""The versioned JSON report and its renderings."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from pgparity.engine.reports import render, summary_line
+from pgparity.errors import SpecError
+from pgparity.models.report import (
+    Finding,
+    LockRecord,
+    MigrationInfo,
+    Phase,
+    Severity,
+    StatementError,
+    StatementResult,
+    TargetInfo,
+    ValidationReport,
+    Verdict,
+)
+
+
+def _report() -> ValidationReport:
+    return ValidationReport(
+        verdict=Verdict.REJECTED,
+        migration=MigrationInfo(path="migrations/002.sql", sha256="ab" * 32),
+        target=TargetInfo(
+            server_version="15.18",
+            digest_before="sha256:" + "1" * 64,
+            digest_after="sha256:" + "1" * 64,
+            is_clone=True,
+            replica=True,
+        ),
+        settings={"lock_timeout": "5s", "statement_timeout": "30s"},
+        statements=(
+            StatementResult(
+                index=1,
+                line=1,
+                sql="ALTER TABLE users ADD COLUMN a int",
+                transactional=True,
+                executed=True,
+                duration_ms=1.25,
+                wal_bytes=448,
+                locks=(
+                    LockRecord("public.users", "AccessExclusiveLock", held_ms=31001.5, relkind="r"),
+                ),
+            ),
+            StatementResult(
+                index=2,
+                line=3,
+                sql="UPDATE users SET a = 1 | 2",
+                transactional=True,
+                executed=True,
+                duration_ms=30000.25,
+                error=StatementError("57014", "canceling statement due to statement timeout"),
+            ),
+            StatementResult(
+                index=3,
+                line=5,
+                sql="CREATE INDEX CONCURRENTLY i ON users (a)",
+                transactional=False,
+                executed=False,
+                phase=Phase.OUTSIDE_TRANSACTION,
+                not_executed_reason="the transactional part failed",
+            ),
+        ),
+        findings=(
+            Finding("statement-timeout", Severity.ERROR, "statement 2 (line 3) ran past", 2, 3),
+            Finding("blocking-lock", Severity.WARNING, "statement 1 takes …", 1, 1),
+        ),
+        observations={"statements_executed": 2},
+    )
+
+
+def test_json_has_the_documented_fields_and_round_trips() -> None:
+    report = _report()
+    doc = json.loads(render(report, "json"))
+    assert doc["version"] == 1
+    assert doc["verdict"] == "REJECTED"
+    assert doc["migration"] == {"path": "migrations/002.sql", "sha256": "ab" * 32}
+    assert set(doc["target"]) >= {"server_version", "digest_before", "digest_after"}
+    assert doc["statements"][0]["locks"][0]["relation"] == "public.users"
+    assert doc["statements"][1]["error"] == {
+        "sqlstate": "57014",
+        "message": "canceling statement due to statement timeout",
+    }
+    assert doc["findings"][0] == {
+        "rule": "statement-timeout",
+        "severity": "error",
+        "statement": 2,
+        "line": 3,
+        "message": "statement 2 (line 3) ran past",
+    }
+    assert ValidationReport.parse(doc) == report
+
+
+def test_parse_names_the_bad_field() -> None:
+    doc = json.loads(render(_report(), "json"))
+    doc["statements"][1]["line"] = "three"
+    with pytest.raises(SpecError, match=r"statements\[1\]\.line: must be an integer"):
+        ValidationReport.parse(doc)
+    doc = json.loads(render(_report(), "json"))
+    doc["verdict"] = "MAYBE"
+    with pytest.raises(SpecError, match="verdict: must be one of VALIDATED, REJECTED"):
+        ValidationReport.parse(doc)
+
+
+def test_text_markdown_and_junit() -> None:
+    report = _report()
+    text = render(report, "text")
+    assert "lock AccessExclusiveLock on public.users (held 31002 ms)" in text
+    assert "not executed: the transactional part failed" in text
+    assert text.rstrip().endswith(summary_line(report))
+    markdown = render(report, "markdown")
+    assert markdown.startswith("### ❌ pgparity: REJECTED")
+    assert "UPDATE users SET a = 1 \\| 2" in markdown  # pipes escaped inside tables
+    suite = ET.fromstring(render(report, "junit").split("\n", 1)[1])
+    cases = suite.findall("testcase")
+    assert len(cases) == 4
+    assert cases[2].find("failure") is not None
+    assert cases[3].find("skipped") is not None
+    assert suite.get("failures") == "1"
+
+
+def test_summary_line() -> None:
+    assert summary_line(_report()).startswith(
+        "REJECTED migrations/002.sql: 1 error, 1 warning (2 statements executed, 30.00 s)"
+    )
