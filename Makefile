@@ -30,6 +30,7 @@ lint: install ## ruff, mypy --strict, import layering
 	$(BIN)/ruff check operator tests
 	$(BIN)/ruff format --check operator tests
 	$(BIN)/mypy
+	$(BIN)/mypy --strict tests/kubeplane.py
 	$(BIN)/lint-imports
 
 .PHONY: test-unit
@@ -40,10 +41,29 @@ test-unit: install ## pure tests, no services
 test-pg: install postgres ## tests against real PostgreSQL (ephemeral primary + replica)
 	$(BIN)/pytest -m pg
 
+.PHONY: test-kube
+test-kube: install kube-assets ## tests against a real kube-apiserver + etcd + controller-manager
+	$(BIN)/pytest -m kube
+
 .PHONY: test
-test: install postgres ## install everything, lint, run every test tier
+test: install postgres kube-assets ## install everything, lint, run every test tier
 	$(MAKE) lint
 	$(BIN)/pytest
+
+# --- the Kubernetes test control plane (tests/kubeplane.py, scripts/kube-assets.sh) ---------
+KUBE_STATE ?= .kube/plane
+
+.PHONY: kube-assets
+kube-assets: ## build (or reuse from ~/.cache/pgparity) etcd, kube-apiserver, kcm, kubectl
+	@scripts/kube-assets.sh >/dev/null
+
+.PHONY: kube-up
+kube-up: kube-assets ## start a control plane in the background; kubeconfig in .kube/plane/
+	$(PYTHON) tests/kubeplane.py up --state-dir $(KUBE_STATE)
+
+.PHONY: kube-down
+kube-down: ## stop the control plane started by kube-up and remove its state
+	$(PYTHON) tests/kubeplane.py down --state-dir $(KUBE_STATE)
 
 .PHONY: demo
 demo: install postgres ## validate the bundled migrations on a local primary + replica

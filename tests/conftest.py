@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-pytest_plugins = ["fix_pg"]
+pytest_plugins = ["fix_pg", "fix_kube"]
 
 _TIERS = ("unit", "pg", "kube")
 
