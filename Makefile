@@ -27,8 +27,8 @@ postgres: ## install PostgreSQL server binaries (postgresql-15) when missing
 
 .PHONY: lint
 lint: install ## ruff, mypy --strict, import layering
-	$(BIN)/ruff check operator tests
-	$(BIN)/ruff format --check operator tests
+	$(BIN)/ruff check operator tests bench demo
+	$(BIN)/ruff format --check operator tests bench demo
 	$(BIN)/mypy
 	$(BIN)/mypy --strict tests/kubeplane.py
 	$(BIN)/lint-imports
@@ -68,6 +68,10 @@ kube-down: ## stop the control plane started by kube-up and remove its state
 .PHONY: demo
 demo: install postgres ## validate the bundled migrations on a local primary + replica
 	$(BIN)/python demo/run_demo.py
+
+.PHONY: bench
+bench: install postgres ## measure observer overhead and lock-wait detection (prints ratios)
+	$(BIN)/python bench/bench_observer.py
 
 .PHONY: clean
 clean: ## remove build outputs (not caches outside the tree)

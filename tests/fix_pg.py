@@ -18,9 +18,11 @@ from psycopg import conninfo, sql
 from pgparity.engine.clone import mark_clone
 from pgparity.engine.dryrun import Timeouts
 from pgparity.engine.localcluster import LocalCluster
+from pgparity.engine.observation import ObservationOptions
 from pgparity.engine.validate import MigrationFile, Target, ValidationOptions, validate
 from pgparity.models.quantities import parse_duration
 from pgparity.models.report import ValidationReport
+from pgparity.models.workload import ExplainFile
 
 _counter = itertools.count(1)
 
@@ -108,6 +110,8 @@ def validate_sql(
     expect_digest: str | None = None,
     replica: bool = True,
     check_rerun: bool = True,
+    observation: ObservationOptions | None = None,
+    explain: ExplainFile | None = None,
 ) -> ValidationReport:
     """Write ``text`` to a migration file and validate it against ``db`` in-process."""
     from pathlib import Path
@@ -119,6 +123,8 @@ def validate_sql(
         expect_digest=expect_digest,
         strict=strict,
         check_rerun=check_rerun,
+        observation=observation or ObservationOptions(),
+        explain=explain,
     )
     target = Target(db.dsn, db.replica_dsn if replica else None)
     return validate(MigrationFile.read(path), target, options)

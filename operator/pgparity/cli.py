@@ -15,13 +15,17 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
+from typing import Any, NoReturn
+
+import yaml
 
 from pgparity import __version__
 from pgparity.engine.connection import connect, redact
 from pgparity.engine.digest import CatalogSnapshot, diff_snapshots, take_snapshot
 from pgparity.engine.dryrun import Timeouts
+from pgparity.engine.holdlock import HoldLock
 from pgparity.engine.localcluster import LocalCluster
+from pgparity.engine.observation import Budgets, ObservationOptions, TrafficPlan
 from pgparity.engine.reports import FORMATS, render, summary_line
 from pgparity.engine.validate import (
     MigrationFile,
@@ -30,9 +34,10 @@ from pgparity.engine.validate import (
     check_digest_syntax,
     validate,
 )
-from pgparity.errors import DatabaseError, DriftError, PgparityError, UsageError
-from pgparity.models.quantities import parse_duration
+from pgparity.errors import DatabaseError, DriftError, PgparityError, SpecError, UsageError
+from pgparity.models.quantities import is_duration, parse_duration, parse_size
 from pgparity.models.report import ValidationReport, Verdict
+from pgparity.models.workload import ExplainFile, Workload
 
 EXIT_OK = 0
 EXIT_REJECTED = 1
@@ -123,6 +128,63 @@ def _add_validate(p: argparse.ArgumentParser) -> None:
         action="store_false",
         help="skip re-running the migration to detect non-idempotent statements",
     )
+    observe = p.add_argument_group("traffic and observation")
+    observe.add_argument(
+        "--traffic",
+        metavar="auto|FILE",
+        help="run traffic during the migration: 'auto' (key reads, updates, inserts on the "
+        "tables it touches) or a YAML workload file",
+    )
+    observe.add_argument(
+        "--traffic-clients",
+        type=int,
+        default=4,
+        metavar="N",
+        help="client sessions for --traffic auto (default 4)",
+    )
+    observe.add_argument(
+        "--traffic-rate",
+        type=float,
+        default=20.0,
+        metavar="N",
+        help="transactions per second per client for --traffic auto "
+        "(default 20; 0 = as fast as possible)",
+    )
+    observe.add_argument(
+        "--hold-lock",
+        action="append",
+        default=[],
+        metavar="TABLE:SECONDS",
+        help="a transaction that has read TABLE stays open this long (repeatable)",
+    )
+    observe.add_argument(
+        "--explain",
+        type=Path,
+        metavar="FILE",
+        help="YAML queries to EXPLAIN before and after, with expectations",
+    )
+    observe.add_argument(
+        "--max-lock-wait",
+        metavar="DURATION",
+        help="budget: longest any session may wait for the migration's locks",
+    )
+    observe.add_argument(
+        "--max-blocked-sessions",
+        type=int,
+        metavar="N",
+        help="budget: most sessions blocked behind the migration at once",
+    )
+    observe.add_argument(
+        "--max-replication-lag",
+        metavar="SIZE|DURATION",
+        help="budget: largest replication lag, e.g. 64MB or 10s",
+    )
+    observe.add_argument(
+        "--sample-period",
+        default="50ms",
+        metavar="DURATION",
+        help="how often the observer samples (default 50ms)",
+    )
     p.add_argument("--format", choices=FORMATS, default="text")
     p.add_argument("--output", type=Path, metavar="FILE", help="write the report here")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -189,6 +251,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         expect_digest=check_digest_syntax(args.expect_digest) if args.expect_digest else None,
         strict=args.strict,
         check_rerun=args.rerun_check,
+        observation=_observation_options(args),
+        explain=_explain_file(args.explain) if args.explain else None,
     )
     if args.seed_sql and not args.local:
         raise UsageError("--seed-sql needs --local (it loads the local cluster)")
@@ -203,6 +267,88 @@ def cmd_validate(args: argparse.Namespace) -> int:
         report = validate(migration, Target(args.dsn, args.replica_dsn), options, progress)
     _emit_report(report, args.format, args.output)
     return _exit_code(report)
+
+
+def _observation_options(args: argparse.Namespace) -> ObservationOptions:
+    period = parse_duration(args.sample_period, what="--sample-period").seconds
+    if not 0.001 <= period <= 10:
+        raise UsageError(f"--sample-period {args.sample_period!r} must be between 1ms and 10s")
+    return ObservationOptions(
+        period=period,
+        traffic=_traffic_plan(args),
+        hold_locks=tuple(HoldLock.parse(text) for text in args.hold_lock),
+        budgets=_budgets(args),
+    )
+
+
+def _traffic_plan(args: argparse.Namespace) -> TrafficPlan | None:
+    if not args.traffic:
+        return None
+    if not 1 <= args.traffic_clients <= 256:
+        raise UsageError("--traffic-clients must be between 1 and 256")
+    if args.traffic_rate < 0:
+        raise UsageError("--traffic-rate must not be negative (0 = as fast as possible)")
+    if args.traffic == "auto":
+        return TrafficPlan(auto=True, clients=args.traffic_clients, rate=args.traffic_rate)
+    document = _load_yaml(Path(args.traffic), "--traffic")
+    try:
+        return TrafficPlan(workload=Workload.parse(document))
+    except SpecError as exc:
+        raise UsageError(f"--traffic {args.traffic}: {exc}") from None
+
+
+def _budgets(args: argparse.Namespace) -> Budgets:
+    lag_bytes = lag_seconds = None
+    if args.max_replication_lag:
+        if is_duration(args.max_replication_lag):
+            lag_seconds = parse_duration(args.max_replication_lag).seconds
+        else:
+            lag_bytes = parse_size(args.max_replication_lag, what="--max-replication-lag").bytes
+    if args.max_blocked_sessions is not None and args.max_blocked_sessions < 0:
+        raise UsageError("--max-blocked-sessions must not be negative")
+    wait = (
+        parse_duration(args.max_lock_wait, what="--max-lock-wait").seconds
+        if args.max_lock_wait
+        else None
+    )
+    if (
+        (wait is not None and wait <= 0)
+        or (lag_bytes is not None and lag_bytes <= 0)
+        or (lag_seconds is not None and lag_seconds <= 0)
+    ):
+        raise UsageError("budgets must be positive")
+    return Budgets(
+        max_lock_wait_seconds=wait,
+        max_blocked_sessions=args.max_blocked_sessions,
+        max_lag_bytes=lag_bytes,
+        max_lag_seconds=lag_seconds,
+    )
+
+
+def _explain_file(path: Path) -> ExplainFile:
+    try:
+        return ExplainFile.parse(_load_yaml(path, "--explain"))
+    except SpecError as exc:
+        raise UsageError(f"--explain {path}: {exc}") from None
+
+
+def _load_yaml(path: Path, flag: str) -> Any:
+    """A YAML document from ``path``; any problem is one line naming the flag and the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{flag} file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{flag} file {path} cannot be read: {exc}") from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise UsageError(f"{flag} file {path} is not valid YAML{where}") from None
+    if document is None:
+        raise UsageError(f"{flag} file {path} is empty")
+    return document
 
 
 def _validate_local(

@@ -383,3 +383,58 @@ def test_local_run_with_seed_sql(tmp_path: Path, workdir: Path) -> None:
     )
     _assert_one_line_error(failed, 2, "seed SQL", "bad_seed.sql:2")
     assert not list(workdir.glob("pgparity-cluster-*"))
+
+
+def test_bad_observation_flags(pg_db: PgDatabase, migration: Path, tmp_path: Path) -> None:
+    broken_yaml = tmp_path / "broken.yaml"
+    broken_yaml.write_text("statements: [\n")
+    bad_field = tmp_path / "workload.yaml"
+    bad_field.write_text("clients: 2\nstatements:\n  - sql: SELECT %(id)s\n")
+    bad_explain = tmp_path / "explain.yaml"
+    bad_explain.write_text("- name: q\n  uses_index: i\n")
+    cases = [
+        (["--traffic", str(tmp_path / "missing.yaml")], "does not exist"),
+        (["--traffic", str(broken_yaml)], "is not valid YAML (line"),
+        (["--traffic", str(bad_field)], "statements[0].params: no values for id"),
+        (["--traffic", "auto", "--traffic-clients", "0"], "--traffic-clients"),
+        (["--hold-lock", "orders"], "expected TABLE:SECONDS"),
+        (["--explain", str(bad_explain)], "queries[0].sql: is required"),
+        (["--max-replication-lag", "lots"], "--max-replication-lag"),
+        (["--max-lock-wait", "0s"], "budgets must be positive"),
+        (["--sample-period", "1h"], "--sample-period"),
+    ]
+    for extra, needle in cases:
+        result = run("validate", "--migration", str(migration), "--dsn", pg_db.dsn, *extra)
+        _assert_one_line_error(result, 2, needle)
+
+
+def test_markdown_report_under_traffic(pg_db: PgDatabase, tmp_path: Path) -> None:
+    pg_db.execute(
+        "CREATE TABLE accounts (id bigint PRIMARY KEY, balance int NOT NULL);"
+        "INSERT INTO accounts SELECT g, 0 FROM generate_series(1, 5000) g;"
+    )
+    path = tmp_path / "m.sql"
+    path.write_text("ALTER TABLE accounts ADD COLUMN note text;\nSELECT pg_sleep(0.5);\n")
+    result = run(
+        "validate",
+        "--migration",
+        str(path),
+        "--dsn",
+        pg_db.dsn,
+        "--replica-dsn",
+        pg_db.replica_dsn,
+        "--traffic",
+        "auto",
+        "--traffic-clients",
+        "2",
+        "--hold-lock",
+        "accounts:0.2",
+        "--format",
+        "markdown",
+        "--quiet",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "**Under observation** (every 50 ms):" in result.stdout
+    header = "| # | blocked sessions | longest wait (s) | own wait (s) | replica lag |"
+    assert header in result.stdout
+    assert "Traffic: 2 clients" in result.stdout

@@ -3,9 +3,14 @@
 BEGIN; SET LOCAL lock_timeout/statement_timeout (the production values); then for each
 statement: the timeouts in effect, its duration, the locks it newly took, the relations it
 rewrote (file node changed) and the WAL it generated. The first error stops the run, as it
-would stop the migration in production. If everything succeeded the migration is applied a
-second time inside a savepoint, one savepoint per statement, to find statements that cannot be
-re-run after a partial failure. Then ROLLBACK: nothing persists.
+would stop the migration in production. Then ROLLBACK: nothing persists. ``mark`` tells an
+observer which statement runs, so what other sessions go through is charged to it.
+
+``run_after_checks`` then applies the migration once more, in a second rolled-back transaction
+that nobody measures: the plans of the application's queries are explained with the migration
+applied, and the migration is applied a second time inside savepoints to find statements that
+cannot be re-run after a partial failure. Keeping these out of the first transaction keeps its
+locks — and so the waits it causes — exactly as long as the migration itself would hold them.
 """
 
 from __future__ import annotations
@@ -20,12 +25,19 @@ from psycopg import sql
 
 from pgparity.engine import trace
 from pgparity.engine.connection import error_message
+from pgparity.engine.plans import PlanOutcome, explain_all
 from pgparity.engine.statements import Statement
 from pgparity.errors import DatabaseError
+from pgparity.models.migration_validation import ExplainQuery
 from pgparity.models.quantities import Duration
 from pgparity.models.report import StatementError, StatementResult
 
 Progress = Callable[[str], None]
+Mark = Callable[[int | None], None]
+
+
+def no_mark(_: int | None) -> None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -54,7 +66,6 @@ class TransactionalRun:
     results: list[StatementResult] = field(default_factory=list)
     created_relations: set[str] = field(default_factory=set)
     touched_relations: set[str] = field(default_factory=set)
-    rerun_failures: list[RerunFailure] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
@@ -66,7 +77,7 @@ def run_in_rolled_back_transaction(
     statements: Sequence[Statement],
     timeouts: Timeouts,
     *,
-    check_rerun: bool = True,
+    mark: Mark = no_mark,
     progress: Progress = lambda _: None,
 ) -> TransactionalRun:
     """Run ``statements`` in one transaction on ``conn`` (autocommit), then roll it back."""
@@ -76,13 +87,11 @@ def run_in_rolled_back_transaction(
     try:
         conn.execute("BEGIN")
         _set_local_timeouts(conn, timeouts)
-        _apply_measured(conn, statements, run, progress)
-        if check_rerun and not run.failed:
-            progress("re-running the migration inside a savepoint (idempotency check)")
-            run.rerun_failures = _rerun(conn, statements)
+        _apply_measured(conn, statements, run, mark, progress)
     except psycopg.OperationalError as exc:
         raise DatabaseError(f"lost the connection during the dry-run: {exc}") from None
     finally:
+        mark(None)
         if not conn.closed:
             conn.execute("ROLLBACK")
     run.results = _with_hold_times(run.results)
@@ -105,6 +114,7 @@ def _apply_measured(
     conn: psycopg.Connection[Any],
     statements: Sequence[Statement],
     run: TransactionalRun,
+    mark: Mark,
     progress: Progress,
 ) -> None:
     files = trace.relation_files(conn)
@@ -113,6 +123,7 @@ def _apply_measured(
     for position, statement in enumerate(statements):
         progress(f"statement {statement.index} (line {statement.line}): {_abbrev(statement.sql)}")
         state = trace.session_state(conn)
+        mark(statement.index)
         started = time.perf_counter()
         try:
             conn.execute(statement.sql.encode("utf-8"))
@@ -161,9 +172,68 @@ def _skipped(statements: Sequence[Statement]) -> list[StatementResult]:
     ]
 
 
+@dataclass
+class AfterChecks:
+    """What the second, unmeasured application of the migration found."""
+
+    applied: bool = False
+    problem: str | None = None
+    rerun_failures: list[RerunFailure] = field(default_factory=list)
+    plans: dict[str, PlanOutcome] = field(default_factory=dict)
+
+
+def run_after_checks(
+    conn: psycopg.Connection[Any],
+    statements: Sequence[Statement],
+    timeouts: Timeouts,
+    *,
+    rerun: bool,
+    explain: Sequence[ExplainQuery] = (),
+    explain_analyze: bool = False,
+    analyze_tables: Sequence[sql.Identifier] = (),
+    progress: Progress = lambda _: None,
+) -> AfterChecks:
+    """Apply the migration again (statements that must run outside a transaction in their
+    in-transaction form), explain, re-run inside savepoints, and roll everything back."""
+    checks = AfterChecks()
+    try:
+        conn.execute("BEGIN")
+        _set_local_timeouts(conn, timeouts)
+        checks.problem = _apply_quietly(conn, statements)
+        if checks.problem is None:
+            checks.applied = True
+            for table in analyze_tables:
+                conn.execute(sql.SQL("ANALYZE {}").format(table))
+            if explain:
+                progress("explaining the queries with the migration applied")
+                checks.plans = explain_all(conn, explain, analyze=explain_analyze)
+            if rerun:
+                progress("re-running the migration inside savepoints (idempotency check)")
+                checks.rerun_failures = _rerun(conn, [s for s in statements if s.transactional])
+    except psycopg.OperationalError as exc:
+        raise DatabaseError(f"lost the connection during the checks: {exc}") from None
+    finally:
+        if not conn.closed:
+            conn.execute("ROLLBACK")
+    return checks
+
+
+def _apply_quietly(conn: psycopg.Connection[Any], statements: Sequence[Statement]) -> str | None:
+    for statement in statements:
+        text = statement.sql if statement.transactional else statement.in_transaction_sql
+        if text is None:
+            continue
+        try:
+            conn.execute(text.encode("utf-8"))
+        except psycopg.Error as exc:
+            if isinstance(exc, psycopg.OperationalError) and conn.closed:
+                raise
+            return f"statement {statement.index} (line {statement.line}): {error_message(exc)}"
+    return None
+
+
 def _rerun(conn: psycopg.Connection[Any], statements: Sequence[Statement]) -> list[RerunFailure]:
     failures: list[RerunFailure] = []
-    conn.execute("SAVEPOINT pgparity_rerun")
     for statement in statements:
         conn.execute("SAVEPOINT pgparity_rerun_statement")
         try:
@@ -177,7 +247,6 @@ def _rerun(conn: psycopg.Connection[Any], statements: Sequence[Statement]) -> li
                 failures.append(RerunFailure(statement, exc.sqlstate, error_message(exc)))
         else:
             conn.execute("RELEASE SAVEPOINT pgparity_rerun_statement")
-    conn.execute("ROLLBACK TO SAVEPOINT pgparity_rerun")
     return failures
 
 

@@ -8,14 +8,17 @@ re-run — are warnings, which ``--strict`` turns into errors.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from pgparity.engine.digest import ObjectChange
 from pgparity.engine.dryrun import RerunFailure
+from pgparity.engine.observation import Budgets
 from pgparity.engine.outside import InvalidIndex
+from pgparity.engine.plans import PlanComparison
 from pgparity.engine.statements import ParsedMigration
-from pgparity.models.quantities import format_ms
-from pgparity.models.report import Finding, Severity, StatementResult
+from pgparity.models.quantities import format_bytes, format_ms
+from pgparity.models.report import Finding, Severity, StatementObservation, StatementResult
 
 # What each lock mode that blocks the application stops (PostgreSQL docs, "Table-Level Locks").
 BLOCKING_MODES = {
@@ -229,3 +232,131 @@ def digest_findings(rule: str, when: str, changes: Sequence[ObjectChange]) -> li
 
 def _strength(mode: str) -> int:
     return MODE_STRENGTH.index(mode) if mode in MODE_STRENGTH else -1
+
+
+def budget_findings(results: Iterable[StatementResult], budgets: Budgets) -> list[Finding]:
+    """An error for every statement that cost the application more than a budget allows."""
+    found = []
+    for result in results:
+        seen = result.observed
+        if seen is None:
+            continue
+        where = f"statement {result.index} (line {result.line})"
+        limit = budgets.max_lock_wait_seconds
+        if limit is not None and seen.max_lock_wait_seconds > limit:
+            found.append(
+                _error(
+                    "lock-wait-budget",
+                    f"{where} made sessions wait {seen.max_lock_wait_seconds:.2f} s for its locks "
+                    f"(budget {limit:g} s)",
+                    result,
+                )
+            )
+        blocked = budgets.max_blocked_sessions
+        if blocked is not None and seen.max_blocked_sessions > blocked:
+            found.append(
+                _error(
+                    "blocked-sessions-budget",
+                    f"{where} blocked {seen.max_blocked_sessions} sessions at once "
+                    f"(budget {blocked})",
+                    result,
+                )
+            )
+        found += _lag_findings(result, seen, budgets, where)
+    return found
+
+
+def _lag_findings(
+    result: StatementResult, seen: StatementObservation, budgets: Budgets, where: str
+) -> list[Finding]:
+    found = []
+    if budgets.max_lag_bytes is not None and seen.max_replication_lag_bytes > budgets.max_lag_bytes:
+        found.append(
+            _error(
+                "replication-lag-budget",
+                f"{where} put the replica {format_bytes(seen.max_replication_lag_bytes)} behind "
+                f"(budget {format_bytes(budgets.max_lag_bytes)})",
+                result,
+            )
+        )
+    if (
+        budgets.max_lag_seconds is not None
+        and seen.max_replication_lag_seconds > budgets.max_lag_seconds
+    ):
+        found.append(
+            _error(
+                "replication-lag-budget",
+                f"{where} put the replica {seen.max_replication_lag_seconds:.2f} s behind "
+                f"(budget {budgets.max_lag_seconds:g} s)",
+                result,
+            )
+        )
+    return found
+
+
+def blocked_sessions_findings(
+    results: Iterable[StatementResult], budgets: Budgets
+) -> list[Finding]:
+    """A warning where sessions queued behind the migration (unless a budget already said)."""
+    found = []
+    for result in results:
+        seen = result.observed
+        if seen is None or seen.max_blocked_sessions == 0:
+            continue
+        over_budget = (
+            budgets.max_blocked_sessions is not None
+            and seen.max_blocked_sessions > budgets.max_blocked_sessions
+        ) or (
+            budgets.max_lock_wait_seconds is not None
+            and seen.max_lock_wait_seconds > budgets.max_lock_wait_seconds
+        )
+        if not over_budget:
+            found.append(
+                _warning(
+                    "sessions-blocked",
+                    f"statement {result.index} (line {result.line}) blocked up to "
+                    f"{seen.max_blocked_sessions} sessions, the longest for "
+                    f"{seen.max_lock_wait_seconds:.2f} s",
+                    result,
+                )
+            )
+    return found
+
+
+def traffic_findings(traffic: Mapping[str, Any] | None) -> list[Finding]:
+    """A warning when the application's own statements failed during the migration."""
+    if not traffic or not traffic.get("errors_during_migration"):
+        return []
+    errors = ", ".join(
+        f"{count}× {ERROR_RULES.get(code, (code,))[0]} ({code})"
+        for code, count in traffic["errors_during_migration"].items()
+    )
+    return [
+        Finding(
+            rule="traffic-errors",
+            severity=Severity.WARNING,
+            message=f"the application's traffic failed during the migration: {errors}",
+        )
+    ]
+
+
+def plan_findings(plans: Sequence[PlanComparison]) -> list[Finding]:
+    found = []
+    for plan in plans:
+        found += [
+            Finding(
+                rule="plan-expectation",
+                severity=Severity.ERROR,
+                message=f"query {plan.query.name!r}: {violation}",
+            )
+            for violation in plan.violations
+        ]
+        if plan.changes:
+            found.append(
+                Finding(
+                    rule="plan-changed",
+                    severity=Severity.WARNING,
+                    message=f"query {plan.query.name!r}: " + "; ".join(plan.changes),
+                )
+            )
+    return found

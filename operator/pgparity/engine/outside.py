@@ -23,7 +23,7 @@ from pgparity.engine import trace
 from pgparity.engine.compensation import plan_compensation
 from pgparity.engine.connection import connect, error_message
 from pgparity.engine.digest import CatalogSnapshot, ObjectChange, take_snapshot
-from pgparity.engine.dryrun import Timeouts, TransactionalRun
+from pgparity.engine.dryrun import Mark, Timeouts, TransactionalRun, no_mark
 from pgparity.engine.statements import OutsideAction, Statement
 from pgparity.errors import DatabaseError
 from pgparity.models.report import StatementError, StatementResult
@@ -59,11 +59,18 @@ def rehearse_outside_transaction(
     baseline: CatalogSnapshot,
     transactional: TransactionalRun,
     *,
+    mark: Mark = no_mark,
+    on_session: Callable[[int], None] = lambda _: None,
     progress: Progress = lambda _: None,
 ) -> OutsideRun:
-    """Run each statement on the clone at ``dsn``, measure it, and restore ``baseline``."""
+    """Run each statement on the clone at ``dsn``, measure it, and restore ``baseline``.
+
+    ``on_session`` learns the rehearsing session's pid (an observer counts who it blocks);
+    ``mark`` says which statement runs (compensation is not the migration: it is unmarked).
+    """
     run = OutsideRun()
     with connect(dsn, role="clone") as conn, connect(dsn, role="clone (lock sampler)") as watch:
+        on_session(conn.info.backend_pid)
         _set_session_timeouts(conn, timeouts)
         for statement in statements:
             reason = _skip_reason(statement, transactional)
@@ -74,7 +81,7 @@ def rehearse_outside_transaction(
                 f"statement {statement.index} (line {statement.line}) outside the "
                 f"transaction: {' '.join(statement.sql.split())[:60]}"
             )
-            run.results.append(_rehearse(conn, watch, statement, transactional))
+            run.results.append(_rehearse(conn, watch, statement, transactional, mark))
             _restore(conn, statement, baseline, run, progress)
     return run
 
@@ -102,11 +109,13 @@ def _rehearse(
     watch: psycopg.Connection[Any],
     statement: Statement,
     transactional: TransactionalRun,
+    mark: Mark,
 ) -> StatementResult:
     state = trace.session_state(conn)
     files = trace.relation_files(conn)
     settings = state.timeouts()
     sampler = LockSampler(watch, conn.info.backend_pid)
+    mark(statement.index)
     started = time.perf_counter()
     with sampler:
         try:
@@ -116,6 +125,8 @@ def _rehearse(
             if conn.closed:
                 raise DatabaseError(f"lost the connection to the clone: {exc}") from None
             error = exc
+        finally:
+            mark(None)
     elapsed = (time.perf_counter() - started) * 1000
     if (
         error is not None

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from pgparity.models.quantities import format_bytes, format_ms
 from pgparity.models.report import Finding, StatementResult, ValidationReport, Verdict
@@ -56,12 +57,53 @@ def render_text(report: ValidationReport) -> str:
             lines.append(_text_statement(s))
             lines.extend(f"{'':>28}{detail}" for detail in _statement_details(s))
         lines.append("")
+    lines += _text_observation(report.observations)
     if report.findings:
         lines.append("findings")
         lines.extend(f"  {f.severity.value:<8} {f.rule:<24} {f.message}" for f in report.findings)
         lines.append("")
     lines.append(f"verdict    {summary_line(report)}")
     return "\n".join(lines) + "\n"
+
+
+def _text_observation(observations: Mapping[str, Any]) -> list[str]:
+    if "samples" not in observations:
+        return []
+    lines = [
+        f"observed   every {observations['sample_period_ms']:g} ms "
+        f"({observations['samples']} samples): up to {observations['max_blocked_sessions']} "
+        f"sessions blocked, longest wait {observations['max_lock_wait_seconds']:.2f} s; "
+        f"replica up to {format_bytes(observations['max_replication_lag_bytes'])} / "
+        f"{observations['max_replication_lag_seconds']:.2f} s behind"
+        + (
+            f", caught up {observations['replica_catchup_seconds']:.2f} s after"
+            if observations.get("replica_catchup_seconds") is not None
+            else ""
+        )
+    ]
+    traffic = observations.get("traffic")
+    if traffic:
+        before, during = traffic["latency_before"], traffic["latency_during"]
+        lines.append(
+            f"traffic    {traffic['clients']} clients × {traffic['rate_per_client']:g}/s: "
+            f"{traffic['transactions']} transactions, errors {traffic['errors'] or 'none'}"
+        )
+        lines.append(
+            f"latency    before p50/p95/p99 {_percentiles(before)}   during {_percentiles(during)}"
+        )
+    for plan in observations.get("plans", []):
+        state = "changed" if plan["changed"] else "unchanged"
+        lines.append(
+            f"plan       {plan['name']}: {state}"
+            + (f" — {'; '.join(plan['changes'])}" if plan["changes"] else "")
+        )
+    return [*lines, ""]
+
+
+def _percentiles(stats: Mapping[str, Any]) -> str:
+    if not stats["count"]:
+        return "(none)"
+    return f"{stats['p50_ms']:.1f}/{stats['p95_ms']:.1f}/{stats['p99_ms']:.1f} ms"
 
 
 def _text_statement(s: StatementResult) -> str:
@@ -83,6 +125,21 @@ def _statement_details(s: StatementResult) -> list[str]:
         details.append(f"ERROR {s.error.sqlstate or ''} {s.error.message}")
     if not s.executed and s.not_executed_reason:
         details.append(f"not executed: {s.not_executed_reason}")
+    seen = s.observed
+    if seen and (
+        seen.max_blocked_sessions or seen.own_lock_wait_seconds or seen.max_replication_lag_bytes
+    ):
+        details.append(
+            f"observed: {seen.max_blocked_sessions} sessions blocked (longest "
+            f"{seen.max_lock_wait_seconds:.2f} s), waited {seen.own_lock_wait_seconds:.2f} s "
+            f"itself, replica {format_bytes(seen.max_replication_lag_bytes)} behind"
+        )
+        details.extend(
+            f"  {edge.waiter} waited {edge.max_wait_seconds:.2f} s for {edge.mode} on "
+            f"{edge.relation} ({edge.blocker}; {edge.sessions} session"
+            f"{'' if edge.sessions == 1 else 's'})"
+            for edge in seen.blocking[:3]
+        )
     details.extend(f"compensated: {step}" for step in s.compensation)
     return details
 
@@ -131,7 +188,45 @@ def render_markdown(report: ValidationReport) -> str:
         ]
         lines += [_md_statement(s) for s in report.statements]
         lines.append("")
+    lines += _md_observation(report)
     return "\n".join(lines)
+
+
+def _md_observation(report: ValidationReport) -> list[str]:
+    observations = report.observations
+    if "samples" not in observations:
+        return []
+    lines = [
+        f"**Under observation** (every {observations['sample_period_ms']:g} ms):",
+        "",
+        "| # | blocked sessions | longest wait (s) | own wait (s) | replica lag |",
+        "|---|---|---|---|---|",
+    ]
+    for s in report.statements:
+        if s.observed is not None:
+            seen = s.observed
+            lines.append(
+                f"| {s.index} | {seen.max_blocked_sessions} | "
+                f"{seen.max_lock_wait_seconds:.2f} | {seen.own_lock_wait_seconds:.2f} | "
+                f"{format_bytes(seen.max_replication_lag_bytes)} / "
+                f"{seen.max_replication_lag_seconds:.2f} s |"
+            )
+    traffic = observations.get("traffic")
+    if traffic:
+        lines += [
+            "",
+            f"Traffic: {traffic['clients']} clients × {traffic['rate_per_client']:g}/s, "
+            f"{traffic['transactions']} transactions, errors "
+            f"{traffic['errors'] or 'none'}; latency p50/p95/p99 before "
+            f"{_percentiles(traffic['latency_before'])}, during "
+            f"{_percentiles(traffic['latency_during'])}.",
+        ]
+    for plan in observations.get("plans", []):
+        lines.append(
+            f"- plan `{plan['name']}`: "
+            + ("; ".join(plan["changes"]) if plan["changed"] else "unchanged")
+        )
+    return [*lines, ""]
 
 
 def _md_statement(s: StatementResult) -> str:

@@ -9,6 +9,7 @@ migration commit behind the dry-run's back).
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from typing import Any
 from pglast import ast, parse_sql
 from pglast.enums import AlterTableType, ReindexObjectType, TransactionStmtKind
 from pglast.parser import ParseError, parse_plpgsql_json
+from pglast.stream import RawStream
+from pglast.visitors import Visitor
 
 from pgparity.models.report import Phase, StatementResult
 
@@ -50,6 +53,8 @@ class Statement:
     reason: str | None = None
     action: OutsideAction | None = None
     relations: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+    in_transaction_sql: str | None = None
 
     @property
     def transactional(self) -> bool:
@@ -166,6 +171,7 @@ def _classify(index: int, text: str, offset: int, sql: str, node: ast.Node) -> S
         "sql": sql,
         "node": type(node).__name__,
         "relations": _relations(node),
+        "references": referenced_relations(node),
     }
     control = _transaction_control_reason(node)
     if control:
@@ -174,7 +180,11 @@ def _classify(index: int, text: str, offset: int, sql: str, node: ast.Node) -> S
     if outside:
         action, reason = outside
         return Statement(
-            kind=StatementKind.NON_TRANSACTIONAL, reason=reason, action=action, **common
+            kind=StatementKind.NON_TRANSACTIONAL,
+            reason=reason,
+            action=action,
+            in_transaction_sql=_without_concurrently(node),
+            **common,
         )
     return Statement(kind=StatementKind.TRANSACTIONAL, **common)
 
@@ -303,3 +313,46 @@ def _range_var_name(range_var: Any) -> list[str]:
     if range_var.schemaname:
         return [f"{range_var.schemaname}.{range_var.relname}"]
     return [str(range_var.relname)]
+
+
+class _RangeVars(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
+
+    def visit_RangeVar(self, ancestors: Any, node: ast.RangeVar) -> None:  # noqa: N802
+        name = f"{node.schemaname}.{node.relname}" if node.schemaname else str(node.relname)
+        if name not in self.names:
+            self.names.append(name)
+
+
+def referenced_relations(node: ast.Node) -> tuple[str, ...]:
+    """Every relation a statement mentions anywhere (FROM lists, subqueries, targets), as
+    written; names of CTEs appear too and simply resolve to nothing on the target."""
+    visitor = _RangeVars()
+    visitor(node)
+    return tuple(visitor.names)
+
+
+def _without_concurrently(node: ast.Node) -> str | None:
+    """The in-transaction form of CREATE/DROP INDEX and DETACH PARTITION … CONCURRENTLY.
+
+    It has the same effect on the schema, so checks that need the migration applied (plans,
+    re-runs) can apply it inside a transaction. Other statements have no such form.
+    """
+    if isinstance(node, ast.IndexStmt | ast.DropStmt) and node.concurrent:
+        changed = _copy(node)
+        changed.concurrent = False
+        return str(RawStream()(changed))
+    if isinstance(node, ast.AlterTableStmt) and _detaches_concurrently(node):
+        changed = _copy(node)
+        for cmd in changed.cmds or ():
+            if isinstance(cmd.def_, ast.PartitionCmd):
+                cmd.def_.concurrent = False
+        return str(RawStream()(changed))
+    return None
+
+
+def _copy(node: Any) -> Any:
+    # pglast nodes are mutable; change a copy, never the parse the report is built from.
+    return copy.deepcopy(node)

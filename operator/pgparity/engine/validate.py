@@ -1,9 +1,11 @@
-"""``validate``: parse, gate on drift, dry-run, rehearse, compensate, judge.
+"""``validate``: parse, gate on drift, dry-run under observation, rehearse, compensate, judge.
 
 The order matters: nothing runs if the file does not parse or contains transaction control that
-could escape the dry-run; nothing runs if the schema is not the expected one; statements that
-cannot be rolled back run only on clones and only after the rolled-back part; the schema digest
-is checked after the rollback and again after compensation.
+could escape the dry-run; nothing runs if the schema is not the expected one; the dry-run runs
+while traffic, long readers and the observer are in place; statements that cannot be rolled
+back run only on clones and only after the rolled-back part; the schema digest is checked after
+the rollback and again after compensation; plans and re-runs are checked last, in a
+transaction of their own, so they never lengthen the locks the migration holds.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +23,20 @@ from pgparity.engine import findings as rules
 from pgparity.engine.clone import is_clone
 from pgparity.engine.connection import connect, describe_dsn
 from pgparity.engine.digest import CatalogSnapshot, diff_snapshots, take_snapshot
-from pgparity.engine.dryrun import Timeouts, TransactionalRun, run_in_rolled_back_transaction
+from pgparity.engine.dryrun import (
+    AfterChecks,
+    Timeouts,
+    TransactionalRun,
+    run_after_checks,
+    run_in_rolled_back_transaction,
+)
+from pgparity.engine.observation import ObservationOptions, ObservationResult, ObservedRun
 from pgparity.engine.outside import OutsideRun, not_executed, rehearse_outside_transaction
+from pgparity.engine.plans import PlanComparison, PlanOutcome, compare, explain_all
 from pgparity.engine.statements import ParsedMigration, parse_migration
+from pgparity.engine.traffic import existing_tables
 from pgparity.errors import UsageError
+from pgparity.models.migration_validation import ExplainQuery
 from pgparity.models.report import (
     Finding,
     MigrationInfo,
@@ -35,6 +47,7 @@ from pgparity.models.report import (
     apply_strictness,
     decide_verdict,
 )
+from pgparity.models.workload import ExplainFile
 
 Progress = Callable[[str], None]
 DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -78,6 +91,23 @@ class ValidationOptions:
     expect_digest: str | None = None
     strict: bool = False
     check_rerun: bool = True
+    observation: ObservationOptions = field(default_factory=ObservationOptions)
+    explain: ExplainFile | None = None
+
+
+@dataclass
+class _Run:
+    """Everything measured in one validation, gathered for the findings and the report."""
+
+    before: CatalogSnapshot
+    after: CatalogSnapshot
+    transactional: TransactionalRun
+    outside: OutsideRun
+    after_outside: CatalogSnapshot | None
+    observation: ObservationResult
+    checks: AfterChecks
+    plans: list[PlanComparison]
+    results: list[StatementResult]
 
 
 def check_digest_syntax(digest: str) -> str:
@@ -119,26 +149,84 @@ def validate(
                 f"expected {options.expect_digest}; nothing was executed",
             )
             return _report(info, target_info, options, _unexecuted(parsed), [drift])
-        run = run_in_rolled_back_transaction(
-            conn,
-            parsed.transactional,
-            options.timeouts,
-            check_rerun=options.check_rerun,
-            progress=progress,
-        )
-        after = take_snapshot(conn)
-    outside, after_outside = _outside_phase(parsed, target, options, before, run, clone, progress)
+        run = _measured_run(conn, parsed, target, options, before, clone, progress)
     target_info = TargetInfo(
         server_version=server_version,
         digest_before=before.digest,
-        digest_after=after.digest,
-        digest_after_compensation=after_outside.digest if after_outside else None,
+        digest_after=run.after.digest,
+        digest_after_compensation=run.after_outside.digest if run.after_outside else None,
         is_clone=clone,
         replica=target.replica_dsn is not None,
     )
-    results = sorted([*run.results, *outside.results], key=lambda r: r.index)
-    found = _findings(results, run, outside, before, after, after_outside)
-    return _report(info, target_info, options, results, found)
+    return _report(info, target_info, options, run.results, _findings(run, options), run)
+
+
+def _measured_run(
+    conn: psycopg.Connection[Any],
+    parsed: ParsedMigration,
+    target: Target,
+    options: ValidationOptions,
+    before: CatalogSnapshot,
+    clone: bool,
+    progress: Progress,
+) -> _Run:
+    queries = options.explain.queries if options.explain else ()
+    analyze_plans = bool(options.explain and options.explain.analyze)
+    plans_before = explain_all(conn, queries, analyze=analyze_plans)
+    references = [name for s in parsed.statements for name in s.references]
+    with ObservedRun(
+        target.dsn,
+        target.replica_dsn,
+        options.observation,
+        conn.info.backend_pid,
+        references,
+        progress,
+    ) as observed:
+        tx = run_in_rolled_back_transaction(
+            conn, parsed.transactional, options.timeouts, mark=observed.mark, progress=progress
+        )
+        after = take_snapshot(conn)
+        outside, after_outside = _outside_phase(
+            parsed, target, options, before, tx, clone, observed, progress
+        )
+    results = sorted([*tx.results, *outside.results], key=lambda r: r.index)
+    observation = observed.result(results)
+    results = [
+        replace(r, observed=observation.summary.statements.get(r.index)) if r.executed else r
+        for r in results
+    ]
+    checks = AfterChecks()
+    if not tx.failed and (options.check_rerun or queries):
+        touched = existing_tables(conn, sorted(tx.touched_relations))
+        checks = run_after_checks(
+            conn,
+            parsed.statements,
+            options.timeouts,
+            rerun=options.check_rerun,
+            explain=queries,
+            explain_analyze=analyze_plans,
+            analyze_tables=[t.ident for t in touched]
+            if options.explain and options.explain.analyze_tables
+            else [],
+            progress=progress,
+        )
+    plans = [_compare_plan(q, plans_before, checks, tx) for q in queries]
+    return _Run(before, after, tx, outside, after_outside, observation, checks, plans, results)
+
+
+def _compare_plan(
+    query: ExplainQuery,
+    before: dict[str, PlanOutcome],
+    checks: AfterChecks,
+    tx: TransactionalRun,
+) -> PlanComparison:
+    after = checks.plans.get(query.name)
+    if after is None:
+        why = checks.problem or (
+            "the migration failed" if tx.failed else "the migration could not be re-applied"
+        )
+        after = PlanOutcome(error=why)
+    return compare(query, before[query.name], after)
 
 
 def _inspect_target(conn: psycopg.Connection[Any], target: Target) -> tuple[str, bool]:
@@ -187,6 +275,7 @@ def _outside_phase(
     before: CatalogSnapshot,
     run: TransactionalRun,
     clone: bool,
+    observed: ObservedRun,
     progress: Progress,
 ) -> tuple[OutsideRun, CatalogSnapshot | None]:
     if not parsed.outside:
@@ -198,42 +287,47 @@ def _outside_phase(
         )
         return OutsideRun(results=not_executed(parsed.outside, reason)), None
     outside = rehearse_outside_transaction(
-        target.dsn, parsed.outside, options.timeouts, before, run, progress=progress
+        target.dsn,
+        parsed.outside,
+        options.timeouts,
+        before,
+        run,
+        mark=observed.mark,
+        on_session=observed.add_migration_session,
+        progress=progress,
     )
     with connect(target.dsn, role="clone") as conn:
         return outside, take_snapshot(conn)
 
 
-def _findings(
-    results: list[StatementResult],
-    run: TransactionalRun,
-    outside: OutsideRun,
-    before: CatalogSnapshot,
-    after: CatalogSnapshot,
-    after_outside: CatalogSnapshot | None,
-) -> list[Finding]:
-    created = run.created_relations
+def _findings(run: _Run, options: ValidationOptions) -> list[Finding]:
+    results = run.results
+    created = run.transactional.created_relations
     found = [
         *rules.error_findings(results),
         *rules.digest_findings(
-            "digest-mismatch", "after the rollback", diff_snapshots(before, after)
+            "digest-mismatch", "after the rollback", diff_snapshots(run.before, run.after)
         ),
-        *rules.invalid_index_findings(outside.invalid_indexes),
+        *rules.invalid_index_findings(run.outside.invalid_indexes),
         *[
             Finding(rule="compensation-failed", severity=Severity.ERROR, message=failure)
-            for failure in outside.compensation_failures
+            for failure in run.outside.compensation_failures
         ],
     ]
-    if after_outside is not None:
+    if run.after_outside is not None:
         found += rules.digest_findings(
             "compensation-incomplete",
             "after undoing the statements run outside the transaction",
-            diff_snapshots(before, after_outside),
+            diff_snapshots(run.before, run.after_outside),
         )
     found += [
+        *rules.budget_findings(results, options.observation.budgets),
+        *rules.plan_findings(run.plans),
         *rules.blocking_lock_findings(results, created),
+        *rules.blocked_sessions_findings(results, options.observation.budgets),
+        *rules.traffic_findings(run.observation.traffic),
         *rules.rewrite_findings(results, created),
-        *rules.rerun_findings(run.rerun_failures, results),
+        *rules.rerun_findings(run.checks.rerun_failures, results),
         *rules.not_executed_findings(results),
     ]
     return found
@@ -250,27 +344,26 @@ def _report(
     options: ValidationOptions,
     results: list[StatementResult],
     found: list[Finding],
+    run: _Run | None = None,
 ) -> ValidationReport:
     final = apply_strictness(found, options.strict)
     executed = [r for r in results if r.executed]
-    observations = {
+    blocking_holds = [
+        lock.held_ms or 0.0
+        for r in executed
+        for lock in r.locks
+        if lock.mode in rules.BLOCKING_MODES
+    ]
+    observations: dict[str, Any] = {
         "statements_executed": len(executed),
         "total_duration_ms": round(sum(r.duration_ms or 0.0 for r in executed), 3),
         "wal_bytes": sum(r.wal_bytes or 0 for r in executed),
-        "max_lock_hold_ms": round(
-            max(
-                (
-                    lock.held_ms or 0.0
-                    for r in executed
-                    for lock in r.locks
-                    if lock.mode in rules.BLOCKING_MODES
-                ),
-                default=0.0,
-            ),
-            3,
-        ),
+        "max_lock_hold_ms": round(max(blocking_holds, default=0.0), 3),
         "rewritten_relations": sorted({rel for r in executed for rel in r.rewrites}),
     }
+    if run is not None:
+        observations.update(run.observation.to_dict())
+        observations["plans"] = [plan.to_dict() for plan in run.plans]
     return ValidationReport(
         verdict=decide_verdict(final),
         migration=info,

@@ -65,6 +65,50 @@ class StatementError:
 
 
 @dataclass(frozen=True)
+class BlockingEdge:
+    """Sessions of one kind (``waiter``) waited for a lock held or queued by ``blocker``."""
+
+    waiter: str
+    blocker: str
+    relation: str | None
+    mode: str | None
+    sessions: int
+    max_wait_seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "waiter": self.waiter,
+            "blocker": self.blocker,
+            "relation": self.relation,
+            "mode": self.mode,
+            "sessions": self.sessions,
+            "max_wait_seconds": round(self.max_wait_seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
+class StatementObservation:
+    """What other sessions and the replica went through while one statement ran."""
+
+    max_blocked_sessions: int = 0
+    max_lock_wait_seconds: float = 0.0
+    own_lock_wait_seconds: float = 0.0
+    max_replication_lag_bytes: int = 0
+    max_replication_lag_seconds: float = 0.0
+    blocking: tuple[BlockingEdge, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "max_blocked_sessions": self.max_blocked_sessions,
+            "max_lock_wait_seconds": round(self.max_lock_wait_seconds, 3),
+            "own_lock_wait_seconds": round(self.own_lock_wait_seconds, 3),
+            "max_replication_lag_bytes": self.max_replication_lag_bytes,
+            "max_replication_lag_seconds": round(self.max_replication_lag_seconds, 3),
+            "blocking": [edge.to_dict() for edge in self.blocking],
+        }
+
+
+@dataclass(frozen=True)
 class StatementResult:
     index: int
     line: int
@@ -80,6 +124,7 @@ class StatementResult:
     not_executed_reason: str | None = None
     settings_in_effect: Mapping[str, str] = field(default_factory=dict)
     compensation: tuple[str, ...] = ()
+    observed: StatementObservation | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -97,6 +142,7 @@ class StatementResult:
             "not_executed_reason": self.not_executed_reason,
             "settings_in_effect": dict(self.settings_in_effect),
             "compensation": list(self.compensation),
+            "observed": self.observed.to_dict() if self.observed else None,
         }
 
 
@@ -256,6 +302,30 @@ def _parse_statement(reader: Reader) -> StatementResult:
             str(k): str(v) for k, v in (reader.get("settings_in_effect") or {}).items()
         },
         compensation=tuple(str(x) for x in reader.array("compensation")),
+        observed=_parse_observation(reader.child("observed"))
+        if reader.get("observed") is not None
+        else None,
+    )
+
+
+def _parse_observation(reader: Reader) -> StatementObservation:
+    return StatementObservation(
+        max_blocked_sessions=reader.integer("max_blocked_sessions"),
+        max_lock_wait_seconds=reader.opt_float("max_lock_wait_seconds") or 0.0,
+        own_lock_wait_seconds=reader.opt_float("own_lock_wait_seconds") or 0.0,
+        max_replication_lag_bytes=reader.integer("max_replication_lag_bytes"),
+        max_replication_lag_seconds=reader.opt_float("max_replication_lag_seconds") or 0.0,
+        blocking=tuple(
+            BlockingEdge(
+                waiter=edge.string("waiter"),
+                blocker=edge.string("blocker"),
+                relation=edge.opt_string("relation"),
+                mode=edge.opt_string("mode"),
+                sessions=edge.integer("sessions"),
+                max_wait_seconds=edge.opt_float("max_wait_seconds") or 0.0,
+            )
+            for edge in reader.children("blocking")
+        ),
     )
 
 
