@@ -73,6 +73,10 @@ demo: install postgres ## validate the bundled migrations on a local primary + r
 bench: install postgres ## measure observer overhead and lock-wait detection (prints ratios)
 	$(BIN)/python bench/bench_observer.py
 
+.PHONY: bench-seed
+bench-seed: install postgres ## anonymized seed vs plain pg_dump | pg_restore (prints the ratio)
+	$(BIN)/python bench/bench_seed.py
+
 .PHONY: clean
 clean: ## remove build outputs (not caches outside the tree)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache operator/*.egg-info

@@ -43,3 +43,30 @@ def is_clone(conn: psycopg.Connection[Any]) -> bool:
     """True when the connected database carries the pgparity clone marker."""
     row = conn.execute(_IS_CLONE).fetchone()
     return bool(row and row[0])
+
+
+_SETTINGS = """
+SELECT c.entry
+FROM pg_db_role_setting s
+JOIN pg_database d ON d.oid = s.setdatabase
+CROSS JOIN LATERAL unnest(s.setconfig) AS c(entry)
+WHERE d.datname = current_database() AND s.setrole = 0 AND c.entry LIKE 'pgparity.%'
+"""
+
+
+def set_database_setting(conn: psycopg.Connection[Any], name: str, value: str) -> None:
+    """Record ``pgparity.<name> = value`` on the connected database (owner or superuser)."""
+    conn.execute(
+        sql.SQL("ALTER DATABASE {} SET {} = {}").format(
+            sql.Identifier(conn.info.dbname), sql.Identifier("pgparity", name), sql.Literal(value)
+        )
+    )
+
+
+def database_settings(conn: psycopg.Connection[Any]) -> dict[str, str]:
+    """The ``pgparity.*`` settings recorded on the connected database, without the prefix."""
+    found = {}
+    for (entry,) in conn.execute(_SETTINGS).fetchall():
+        name, _, value = str(entry).partition("=")
+        found[name.removeprefix("pgparity.")] = value
+    return found

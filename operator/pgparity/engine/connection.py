@@ -60,24 +60,36 @@ def connect(
     autocommit: bool = True,
     connect_timeout: int = 10,
     application_name: str = APPLICATION_NAME,
+    session_options: str = "",
 ) -> psycopg.Connection[tuple[Any, ...]]:
     """Open a connection; ``role`` names it in errors ("target", "replica", "source", …).
 
     ``read_only`` sets ``default_transaction_read_only`` for the whole session, the way
-    pgparity talks to production (DESIGN.md safety rules).
+    pgparity talks to production (DESIGN.md safety rules). ``session_options`` are more
+    ``-c name=value`` settings for the start-up packet (never echoed in errors).
     """
-    parse_dsn(dsn)
-    options = "-c default_transaction_read_only=on" if read_only else None
+    params = parse_dsn(dsn)
+    options = " ".join(
+        part
+        for part in (
+            params.get("options", ""),
+            "-c default_transaction_read_only=on" if read_only else "",
+            session_options,
+        )
+        if part
+    )
     try:
         conn = psycopg.connect(
             dsn,
             autocommit=autocommit,
             connect_timeout=connect_timeout,
             application_name=application_name,
-            options=options,
+            options=options or None,
         )
     except psycopg.OperationalError as exc:
         reason = redact(_connection_failure(str(exc)), dsn)
+        if session_options:
+            reason = reason.replace(session_options, "(session options)")
         if _MALFORMED in reason or "invalid connection option" in reason:
             raise UsageError(f"cannot parse DSN {describe_dsn(dsn)}: {reason}") from None
         raise DatabaseError(f"cannot connect to {role} {describe_dsn(dsn)}: {reason}") from None

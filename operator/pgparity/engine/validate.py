@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 
 from pgparity.engine import findings as rules
-from pgparity.engine.clone import is_clone
+from pgparity.engine.clone import database_settings, is_clone
 from pgparity.engine.connection import connect, describe_dsn
 from pgparity.engine.digest import CatalogSnapshot, diff_snapshots, take_snapshot
 from pgparity.engine.dryrun import (
@@ -149,6 +149,15 @@ def validate(
                 f"expected {options.expect_digest}; nothing was executed",
             )
             return _report(info, target_info, options, _unexecuted(parsed), [drift])
+        seed_state = database_settings(conn).get("seed_state")
+        if seed_state not in (None, "complete"):
+            partial = Finding(
+                rule="seed-incomplete",
+                severity=Severity.ERROR,
+                message=f"the target's seed did not finish (pgparity.seed_state = {seed_state}):"
+                " its data is partial, so its costs predict nothing; nothing was executed",
+            )
+            return _report(info, target_info, options, _unexecuted(parsed), [partial])
         run = _measured_run(conn, parsed, target, options, before, clone, progress)
     target_info = TargetInfo(
         server_version=server_version,

@@ -1,0 +1,86 @@
+"""The ``pgparity`` command: the only place errors become exit codes.
+
+Exit codes (DESIGN.md): 0 VALIDATED / ok · 1 REJECTED / check failed · 2 bad input or usage ·
+3 schema drift · 4 cannot reach or use a database or the API server. Errors are one line on
+stderr, never a traceback, and never contain a password.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from types import FrameType
+
+from pgparity import __version__
+from pgparity.cli import schema, seeding, validate
+from pgparity.cli.common import (
+    EXIT_DATABASE,
+    EXIT_DRIFT,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    Parser,
+)
+from pgparity.engine.connection import redact
+from pgparity.errors import DatabaseError, DriftError, PgparityError, UsageError
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised like Ctrl-C so every cleanup (local clusters, temp files) runs."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog="pgparity",
+        description="Staging that predicts production for PostgreSQL schema migrations.",
+    )
+    parser.add_argument("--version", action="version", version=f"pgparity {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for module in (validate, schema, seeding):
+        module.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    args = build_parser().parse_args(argv)
+    secrets = [v for k, v in vars(args).items() if k.endswith("dsn") and isinstance(v, str)]
+    try:
+        return int(args.handler(args))
+    except UsageError as exc:
+        return _fail(exc, secrets, EXIT_USAGE)
+    except DriftError as exc:
+        return _fail(exc, secrets, EXIT_DRIFT)
+    except DatabaseError as exc:
+        return _fail(exc, secrets, EXIT_DATABASE)
+    except PgparityError as exc:
+        return _fail(exc, secrets, EXIT_DATABASE)
+    except (KeyboardInterrupt, Terminated):
+        sys.stderr.write("pgparity: interrupted; cleaned up\n")
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug: still one line, still no password
+        if os.environ.get("PGPARITY_DEBUG"):
+            raise
+        return _fail(
+            RuntimeError(
+                f"internal error ({type(exc).__name__}: {exc}); "
+                "set PGPARITY_DEBUG=1 for a traceback"
+            ),
+            secrets,
+            EXIT_INTERNAL,
+        )
+
+
+def _fail(exc: BaseException, secrets: list[str], code: int) -> int:
+    message = " ".join(str(exc).split())
+    for dsn in secrets:
+        message = redact(message, dsn)
+    sys.stderr.write(f"pgparity: error: {message}\n")
+    return code
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated()

@@ -1,0 +1,134 @@
+"""The anonymization policy: every column of every table, kept or transformed (default-deny).
+
+```yaml
+version: 1
+tables:
+  public.users:
+    columns:
+      id: keep
+      email: {transform: email, unique: true}
+      full_name: name
+      ssn: null                       # the transform "null", not YAML's null: see below
+      born: {transform: date_shift, days: 30}
+  public.audit_log:
+    rows: none                        # keep the table's schema, copy no rows
+```
+
+A column rule is a transform name or a mapping ``{transform: NAME, …parameters}``. YAML reads a
+bare ``null`` as nothing, so ``ssn: null`` and ``ssn: {transform: "null"}`` mean the same: the
+column is copied as NULL. ``parse`` names the bad field path; whether a transform exists and fits
+the column is checked against the database by ``pgparity policy check``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from pgparity.errors import SpecError
+
+POLICY_VERSION = 1
+
+
+class RowsMode(StrEnum):
+    ALL = "all"
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class ColumnRule:
+    transform: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def keeps(self) -> bool:
+        return self.transform == "keep"
+
+    def signature(self) -> str:
+        """Transform and parameters: equal signatures give equal outputs for equal inputs."""
+        return json.dumps(
+            {"transform": self.transform, "params": dict(self.params)}, sort_keys=True, default=str
+        )
+
+
+@dataclass(frozen=True)
+class TableRule:
+    columns: Mapping[str, ColumnRule]
+    rows: RowsMode = RowsMode.ALL
+
+
+@dataclass(frozen=True)
+class Policy:
+    tables: Mapping[str, TableRule]
+    version: int = POLICY_VERSION
+
+    @property
+    def sha256(self) -> str:
+        """Hash of the policy's meaning (not its formatting), recorded with every seed."""
+        canonical = json.dumps(
+            {
+                name: {
+                    "rows": t.rows.value,
+                    "columns": {c: json.loads(r.signature()) for c, r in t.columns.items()},
+                }
+                for name, t in self.tables.items()
+            },
+            sort_keys=True,
+            default=str,
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def rule(self, table: str, column: str) -> ColumnRule | None:
+        found = self.tables.get(table)
+        return None if found is None else found.columns.get(column)
+
+    @classmethod
+    def parse(cls, doc: Any) -> Policy:
+        if not isinstance(doc, Mapping):
+            raise SpecError("(policy)", "must be a mapping with 'version' and 'tables'")
+        version = doc.get("version", POLICY_VERSION)
+        if version != POLICY_VERSION:
+            raise SpecError(
+                "version", f"unsupported policy version {version!r} (expected {POLICY_VERSION})"
+            )
+        tables = doc.get("tables")
+        if not isinstance(tables, Mapping) or not tables:
+            raise SpecError("tables", "must map table names to their column rules")
+        return cls(
+            tables={str(name): _table(rule, f"tables.{name}") for name, rule in tables.items()},
+            version=version,
+        )
+
+
+def _table(doc: Any, path: str) -> TableRule:
+    if not isinstance(doc, Mapping):
+        raise SpecError(path, "must be a mapping with 'columns'")
+    rows_text = doc.get("rows", RowsMode.ALL.value)
+    try:
+        rows = RowsMode(str(rows_text))
+    except ValueError:
+        raise SpecError(f"{path}.rows", "must be all or none") from None
+    columns = doc.get("columns", {})
+    if not isinstance(columns, Mapping) or (not columns and rows is RowsMode.ALL):
+        raise SpecError(f"{path}.columns", "must map every column to keep or a transform")
+    return TableRule(
+        columns={str(c): _column(r, f"{path}.columns.{c}") for c, r in columns.items()}, rows=rows
+    )
+
+
+def _column(doc: Any, path: str) -> ColumnRule:
+    if doc is None:
+        return ColumnRule(transform="null")
+    if isinstance(doc, str):
+        return ColumnRule(transform=doc.strip())
+    if isinstance(doc, Mapping):
+        transform = doc.get("transform")
+        if not isinstance(transform, str) or not transform:
+            raise SpecError(f"{path}.transform", "is required (a transform name)")
+        params = {str(k): v for k, v in doc.items() if k not in ("transform", "review")}
+        return ColumnRule(transform=transform, params=params)
+    raise SpecError(path, "must be a transform name or {transform: NAME, …}")
