@@ -77,6 +77,11 @@ bench: install postgres ## measure observer overhead and lock-wait detection (pr
 bench-seed: install postgres ## anonymized seed vs plain pg_dump | pg_restore (prints the ratio)
 	$(BIN)/python bench/bench_seed.py
 
+.PHONY: manifests
+manifests: install ## regenerate deploy/ from the builders (RBAC, operator Deployment)
+	$(BIN)/pgparity render rbac > deploy/operator-rbac.yaml
+	$(BIN)/pgparity render operator > deploy/operator.yaml
+
 .PHONY: clean
 clean: ## remove build outputs (not caches outside the tree)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache operator/*.egg-info

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-pytest_plugins = ["fix_pg", "fix_kube"]
+pytest_plugins = ["fix_pg", "fix_kube", "fix_operator"]
 
 _TIERS = ("unit", "pg", "kube")
 

@@ -11,11 +11,11 @@ import argparse
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from types import FrameType
 
 from pgparity import __version__
-from pgparity.cli import schema, seeding, validate
+from pgparity.cli import operating, schema, seeding, validate
 from pgparity.cli.common import (
     EXIT_DATABASE,
     EXIT_DRIFT,
@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"pgparity {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for module in (validate, schema, seeding):
+    for module in (validate, schema, seeding, operating):
         module.register(commands)
     return parser
 
@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _raise_terminated)
     args = build_parser().parse_args(argv)
-    secrets = [v for k, v in vars(args).items() if k.endswith("dsn") and isinstance(v, str)]
+    secrets = _Secrets(args)
     try:
         return int(args.handler(args))
     except UsageError as exc:
@@ -74,7 +74,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
 
 
-def _fail(exc: BaseException, secrets: list[str], code: int) -> int:
+class _Secrets:
+    """The DSNs of this run — from flags, or from the environment a command read them from —
+    gathered when an error is printed, so none of their passwords can appear in it."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self._args = args
+
+    def __iter__(self) -> Iterator[str]:
+        from_args = [v for k, v in vars(self._args).items() if k.endswith("dsn") and v]
+        from_env = [
+            v
+            for k, v in os.environ.items()
+            if k.startswith("PGPARITY_") and k.endswith("DSN") and v
+        ]
+        return iter([str(v) for v in (*from_args, *from_env)])
+
+
+def _fail(exc: BaseException, secrets: Iterable[str], code: int) -> int:
     message = " ".join(str(exc).split())
     for dsn in secrets:
         message = redact(message, dsn)

@@ -46,8 +46,12 @@ def register(commands: Any) -> None:
         description="Copy every table from the source into an empty target at full scale, "
         "masking every column as the policy says inside the source database.",
     )
-    parser.add_argument("--source-dsn", required=True, help="production (read-only connection)")
-    parser.add_argument("--target-dsn", required=True, help="the clone's primary (empty)")
+    parser.add_argument(
+        "--source-dsn", help="production, read-only (default: $PGPARITY_SOURCE_DSN)"
+    )
+    parser.add_argument(
+        "--target-dsn", help="the clone's primary, empty (default: $PGPARITY_TARGET_DSN)"
+    )
     parser.add_argument("--policy", required=True, type=Path, metavar="FILE")
     parser.add_argument(
         "--jobs",
@@ -107,7 +111,7 @@ def register(commands: Any) -> None:
     snap.set_defaults(handler=cmd_snapshot)
     back = commands.add_parser("restore", help="restore an anonymized archive into a clone")
     back.add_argument("--archive", required=True, type=Path, metavar="DIR")
-    back.add_argument("--target-dsn", required=True)
+    back.add_argument("--target-dsn", help="the clone's primary (default: $PGPARITY_TARGET_DSN)")
     back.add_argument("--jobs", type=int, default=2, metavar="N")
     back.add_argument("--replace", action="store_true", help="drop everything in the target first")
     back.set_defaults(handler=cmd_restore)
@@ -169,7 +173,18 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def dsn_argument(args: argparse.Namespace, name: str) -> str:
+    """A ``--NAME-dsn`` flag, else ``$PGPARITY_NAME_DSN`` (how Jobs pass Secrets)."""
+    value = getattr(args, f"{name}_dsn", None) or os.environ.get(f"PGPARITY_{name.upper()}_DSN")
+    if not value:
+        raise UsageError(f"--{name}-dsn is required (or $PGPARITY_{name.upper()}_DSN)")
+    setattr(args, f"{name}_dsn", value)
+    return str(value)
+
+
 def cmd_seed(args: argparse.Namespace) -> int:
+    dsn_argument(args, "source")
+    dsn_argument(args, "target")
     if not 1 <= args.jobs <= 64:
         raise UsageError("--jobs must be between 1 and 64")
     policy = read_policy(args.policy)
@@ -236,6 +251,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
+    dsn_argument(args, "target")
     result = restore(args.archive, args.target_dsn, jobs=args.jobs, replace=args.replace)
     for problem in result.problems:
         sys.stdout.write(f"{problem}\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -47,14 +48,23 @@ def register(commands: Any) -> None:
 
 def _add_validate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--migration", required=True, type=Path, metavar="FILE")
-    where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--dsn", help="staging primary to dry-run against")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--dsn", help="staging primary to dry-run against (default: $PGPARITY_DSN)")
     where.add_argument(
         "--local",
         action="store_true",
         help="create a local primary + streaming replica for the run",
     )
-    p.add_argument("--replica-dsn", help="streaming replica of --dsn")
+    p.add_argument(
+        "--replica-dsn", help="streaming replica of --dsn (default: $PGPARITY_REPLICA_DSN)"
+    )
+    p.add_argument(
+        "--report-configmap",
+        metavar="NAME",
+        help="also write the JSON report into this ConfigMap (namespace: --report-namespace or "
+        "$POD_NAMESPACE); the exit code is then 0 whenever a verdict was delivered",
+    )
+    p.add_argument("--report-namespace", metavar="NS")
     p.add_argument(
         "--seed-sql",
         type=Path,
@@ -140,6 +150,7 @@ def _add_validate(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    _dsn_from_environment(args)
     migration = MigrationFile.read(args.migration)
     options = ValidationOptions(
         timeouts=Timeouts(
@@ -164,7 +175,31 @@ def cmd_validate(args: argparse.Namespace) -> int:
     else:
         report = validate(migration, Target(args.dsn, args.replica_dsn), options, progress)
     _emit_report(report, args.format, args.output)
+    if args.report_configmap:
+        return _deliver(report, args.report_configmap, args.report_namespace, progress)
     return _exit_code(report)
+
+
+def _deliver(report: ValidationReport, name: str, namespace: str | None, progress: Progress) -> int:
+    """Hand the report to the operator through its ConfigMap (a validation Job's way out)."""
+    from pgparity.kube.reports import write_report
+
+    namespace = namespace or os.environ.get("POD_NAMESPACE")
+    if not namespace:
+        raise UsageError("--report-configmap needs --report-namespace or $POD_NAMESPACE")
+    write_report(namespace, name, render(report, "json"))
+    progress(f"report written to ConfigMap {namespace}/{name}")
+    return EXIT_OK
+
+
+def _dsn_from_environment(args: argparse.Namespace) -> None:
+    """``--dsn``/``--replica-dsn`` from the environment (how Jobs pass Secrets): not argv."""
+    if not args.dsn and not args.local:
+        args.dsn = os.environ.get("PGPARITY_DSN")
+    if not args.replica_dsn and not args.local:
+        args.replica_dsn = os.environ.get("PGPARITY_REPLICA_DSN") or None
+    if not args.dsn and not args.local:
+        raise UsageError("one of the arguments --dsn --local is required (or $PGPARITY_DSN)")
 
 
 def _observation_options(args: argparse.Namespace) -> ObservationOptions:

@@ -196,6 +196,7 @@ class MigrationValidationStatus:
     maxima: Maxima | None = None
     report_ref: ReportRef | None = None
     migration_checksum: str | None = None
+    validation_key: str | None = None
     clone_digest: str | None = None
     job_name: str | None = None
     started_at: str | None = None

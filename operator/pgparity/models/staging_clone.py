@@ -70,6 +70,7 @@ class ExternalSpec:
 class ArchiveSource:
     url: str
     secret_ref: LocalObjectRef | None = None
+    claim_name: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,117 @@
+"""Operator configuration from ``PGPARITY_*`` environment variables, validated at start-up.
+
+Table-driven: each setting names its variable, default, parser and meaning; a bad value stops
+the operator with one line naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from pgparity.errors import UsageError
+
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise ValueError("must be positive")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise ValueError("must be a port number (0 disables)")
+    return value
+
+
+def _quantity(text: str) -> str:
+    if not _QUANTITY.match(text):
+        raise ValueError("must be a Kubernetes quantity such as 500m or 1Gi")
+    return text
+
+
+def _text(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must not be empty")
+    return text.strip()
+
+
+def _namespaces(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    image: str = "ghcr.io/pgparity/pgparity:0.1.0"
+    namespaces: tuple[str, ...] = ()
+    operator_namespace: str = "pgparity-system"
+    reconcile_seconds: float = 5.0
+    monitor_seconds: float = 15.0
+    metrics_port: int = 9090
+    liveness_port: int = 8080
+    job_cpu: str = "1"
+    job_memory: str = "512Mi"
+    postgres_image: str = "postgres"
+
+
+# (field, environment variable, parser, what it is)
+_VARIABLES: tuple[tuple[str, str, Callable[[str], Any], str], ...] = (
+    ("image", "PGPARITY_IMAGE", _text, "image of validation and seeding Jobs"),
+    ("namespaces", "PGPARITY_NAMESPACES", _namespaces, "namespaces to watch (empty: all)"),
+    (
+        "operator_namespace",
+        "PGPARITY_OPERATOR_NAMESPACE",
+        _text,
+        "the operator's own namespace (admitted by clones' NetworkPolicies)",
+    ),
+    (
+        "reconcile_seconds",
+        "PGPARITY_RECONCILE_SECONDS",
+        _positive_float,
+        "how often each object is reconciled",
+    ),
+    (
+        "monitor_seconds",
+        "PGPARITY_MONITOR_SECONDS",
+        _positive_float,
+        "how often Ready clones are sampled for metrics",
+    ),
+    ("metrics_port", "PGPARITY_METRICS_PORT", _port, "port of /metrics (0: off)"),
+    ("liveness_port", "PGPARITY_LIVENESS_PORT", _port, "port of /healthz (0: off)"),
+    ("job_cpu", "PGPARITY_JOB_CPU", _quantity, "CPU limit of validation Jobs"),
+    ("job_memory", "PGPARITY_JOB_MEMORY", _quantity, "memory limit of validation Jobs"),
+    (
+        "postgres_image",
+        "PGPARITY_POSTGRES_IMAGE",
+        _text,
+        "image repository of builtin clones' servers (tag: the major version)",
+    ),
+)
+
+
+def load(environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from the environment; the first bad value raises UsageError naming it."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for name, variable, parser, what in _VARIABLES:
+        raw = environ.get(variable)
+        if raw is None:
+            continue
+        try:
+            values[name] = parser(raw)
+        except ValueError as exc:
+            raise UsageError(f"{variable}={raw!r} is not valid ({what}): {exc}") from None
+    return Settings(**values)
+
+
+def documented() -> list[tuple[str, str, str]]:
+    """(variable, default, meaning) for the README and `pgparity operator --help`."""
+    defaults = {f.name: f.default for f in fields(Settings)}
+    return [(variable, str(defaults[name]), what) for name, variable, _, what in _VARIABLES]

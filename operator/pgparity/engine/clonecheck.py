@@ -1,0 +1,167 @@
+"""Is a staging database usable as a clone? And what does its primary look like right now?
+
+``inspect_clone`` answers for the operator: reachable, marked as a pgparity clone (so it is not
+production and may be written to), a streaming replica that really belongs to it, its schema
+digest and size. ``sample_clone`` reads the live numbers the operator exports as metrics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from pgparity.engine.clone import database_settings, is_clone
+from pgparity.engine.connection import connect, error_message
+from pgparity.engine.digest import take_snapshot
+from pgparity.errors import DatabaseError
+
+_STREAMING = "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'"
+_IDENTITY = "SELECT system_identifier::text FROM pg_control_system()"
+_DATA = """
+SELECT count(*), coalesce(sum(greatest(c.reltuples, 0)), 0)::int8,
+       pg_database_size(current_database())
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg\\_toast%'
+"""
+_SAMPLE = """
+SELECT (SELECT coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)), 0)::int8
+        FROM pg_stat_replication),
+       count(*) FILTER (WHERE w.waitstart IS NOT NULL),
+       coalesce(extract(epoch FROM max(clock_timestamp() - w.waitstart)), 0)::float8
+FROM pg_stat_activity a
+LEFT JOIN LATERAL (SELECT min(l.waitstart) AS waitstart FROM pg_locks l
+                   WHERE l.pid = a.pid AND NOT l.granted) w ON true
+WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
+"""
+
+
+@dataclass(frozen=True)
+class CloneHealth:
+    reachable: bool
+    marked: bool = False
+    streaming_replicas: int = 0
+    replica_ok: bool = False
+    reason: str = ""
+    message: str = ""
+    digest: str | None = None
+    tables: int = 0
+    rows: int = 0
+    bytes: int = 0
+    seed_state: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        return (
+            self.reachable
+            and self.marked
+            and self.replica_ok
+            and self.seed_state in (None, "complete")
+        )
+
+
+def inspect_clone(dsn: str, replica_dsn: str | None) -> CloneHealth:
+    try:
+        with connect(dsn, role="clone primary", connect_timeout=5) as conn:
+            return _inspect(conn, replica_dsn)
+    except DatabaseError as exc:
+        return CloneHealth(reachable=False, reason="Unreachable", message=str(exc))
+
+
+def _inspect(conn: psycopg.Connection[Any], replica_dsn: str | None) -> CloneHealth:
+    if conn.execute("SELECT pg_is_in_recovery()").fetchone() == (True,):
+        return CloneHealth(
+            True, reason="NotAPrimary", message="the dsn names a server in recovery, not a primary"
+        )
+    if not is_clone(conn):
+        return CloneHealth(
+            True,
+            reason="NotAClone",
+            message="the database is not marked as a pgparity clone "
+            "(pgparity.clone): refusing to treat it as staging",
+        )
+    streaming = _scalar(conn, _STREAMING)
+    tables, rows, size = conn.execute(_DATA).fetchone() or (0, 0, 0)
+    base = CloneHealth(
+        True,
+        True,
+        int(streaming),
+        digest=take_snapshot(conn).digest,
+        tables=int(tables),
+        rows=int(rows),
+        bytes=int(size),
+        seed_state=database_settings(conn).get("seed_state"),
+    )
+    if not streaming:
+        return _with(
+            base,
+            "NoStreamingReplica",
+            "the primary has no replica in state streaming (pg_stat_replication)",
+        )
+    if not replica_dsn:
+        return _with(base, "NoReplicaDsn", "the Secret has no replicaDsn")
+    problem = _replica_problem(conn, replica_dsn)
+    if problem:
+        return _with(base, "ReplicaNotStreaming", problem)
+    if base.seed_state not in (None, "complete"):
+        return CloneHealth(
+            **{
+                **base.__dict__,
+                "replica_ok": True,
+                "reason": "SeedIncomplete",
+                "message": f"pgparity.seed_state is {base.seed_state}",
+            }
+        )
+    return CloneHealth(
+        **{
+            **base.__dict__,
+            "replica_ok": True,
+            "reason": "Streaming",
+            "message": f"{streaming} replica(s) streaming",
+        }
+    )
+
+
+def _with(base: CloneHealth, reason: str, message: str) -> CloneHealth:
+    return CloneHealth(**{**base.__dict__, "reason": reason, "message": message})
+
+
+def _replica_problem(primary: psycopg.Connection[Any], replica_dsn: str) -> str | None:
+    try:
+        with connect(replica_dsn, role="clone replica", connect_timeout=5) as replica:
+            if replica.execute("SELECT pg_is_in_recovery()").fetchone() != (True,):
+                return "the replicaDsn names a server that is not in recovery"
+            try:
+                if _scalar(primary, _IDENTITY) != _scalar(replica, _IDENTITY):
+                    return "the replicaDsn names a replica of another cluster"
+            except psycopg.errors.InsufficientPrivilege:
+                return None
+    except DatabaseError as exc:
+        return str(exc)
+    return None
+
+
+def _scalar(conn: psycopg.Connection[Any], query: str) -> Any:
+    row = conn.execute(query.encode()).fetchone()
+    return row[0] if row else None
+
+
+@dataclass(frozen=True)
+class CloneSample:
+    lag_bytes: int
+    waiting_sessions: int
+    longest_wait_seconds: float
+
+
+def sample_clone(dsn: str) -> CloneSample:
+    try:
+        with connect(
+            dsn, role="clone primary", connect_timeout=5, application_name="pgparity-monitor"
+        ) as conn:
+            row = conn.execute(_SAMPLE).fetchone()
+    except psycopg.Error as exc:
+        raise DatabaseError(f"cannot sample the clone: {error_message(exc)}") from None
+    assert row is not None
+    return CloneSample(int(row[0]), int(row[1]), float(row[2]))

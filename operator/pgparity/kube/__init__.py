@@ -1,0 +1,1 @@
+"""Kubernetes I/O: the only package that calls the API server. Never talks to PostgreSQL."""

@@ -1,0 +1,169 @@
+"""The only code that calls the Kubernetes API (through the official client's dynamic API).
+
+Configuration: inside a pod, the pod's ServiceAccount; elsewhere the kubeconfig (``KUBECONFIG``
+or ``~/.kube/config``). Failures become ``KubeError`` with one line: the status, the reason,
+the API server's message.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import os
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import ResourceNotFoundError
+from urllib3.exceptions import HTTPError
+
+from pgparity.errors import PgparityError
+
+
+class KubeError(PgparityError):
+    """The API server refused a request or could not be reached."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+_lock = threading.Lock()
+
+
+@functools.cache
+def _dynamic() -> DynamicClient:
+    with _lock:
+        try:
+            if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
+                config.load_incluster_config()
+            else:
+                config.load_kube_config()
+        except (config.ConfigException, OSError) as exc:
+            raise KubeError(f"no Kubernetes configuration: {exc}") from None
+        return DynamicClient(client.ApiClient())
+
+
+def reset() -> None:
+    """Forget the loaded configuration (tests switch kubeconfigs between runs)."""
+    _dynamic.cache_clear()
+
+
+def _call(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return fn(*args, **kwargs)
+    except ApiException as exc:
+        raise KubeError(f"{what}: {exc.status} {exc.reason}: {_message(exc)}", exc.status) from None
+    except (HTTPError, OSError) as exc:
+        raise KubeError(f"{what}: cannot reach the API server: {exc}") from None
+
+
+def _message(exc: ApiException) -> str:
+    try:
+        return str(json.loads(exc.body or "{}").get("message", "")) or str(exc.reason)
+    except ValueError:
+        return str(exc.body or exc.reason)
+
+
+def _resource(api_version: str, kind: str) -> Any:
+    try:
+        return _call(
+            f"discovering {kind}", _dynamic().resources.get, api_version=api_version, kind=kind
+        )
+    except ResourceNotFoundError:
+        raise KubeError(f"the API server does not serve {api_version} {kind}") from None
+
+
+def get(api_version: str, kind: str, name: str, namespace: str | None) -> dict[str, Any] | None:
+    """The object as a plain dict, or None if it does not exist."""
+    try:
+        found = _call(
+            f"reading {kind} {name}",
+            _resource(api_version, kind).get,
+            name=name,
+            namespace=namespace,
+        )
+    except KubeError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return dict(found.to_dict())
+
+
+def list_objects(
+    api_version: str, kind: str, namespace: str, selector: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    label_selector = ",".join(f"{k}={v}" for k, v in selector.items())
+    found = _call(
+        f"listing {kind}",
+        _resource(api_version, kind).get,
+        namespace=namespace,
+        label_selector=label_selector,
+    )
+    return [dict(item.to_dict()) for item in found.items]
+
+
+def create_missing(body: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Create ``body`` unless an object of that name exists; (the object, whether created)."""
+    meta = body["metadata"]
+    existing = get(body["apiVersion"], body["kind"], meta["name"], meta.get("namespace"))
+    if existing is not None:
+        return existing, False
+    try:
+        made = _call(
+            f"creating {body['kind']} {meta['name']}",
+            _resource(body["apiVersion"], body["kind"]).create,
+            body=dict(body),
+            namespace=meta.get("namespace"),
+        )
+    except KubeError as exc:
+        if exc.status != 409:  # created meanwhile: fine, it is there
+            raise
+        again = get(body["apiVersion"], body["kind"], meta["name"], meta.get("namespace"))
+        assert again is not None
+        return again, False
+    return dict(made.to_dict()), True
+
+
+def patch_merge(
+    api_version: str,
+    kind: str,
+    name: str,
+    namespace: str,
+    body: Mapping[str, Any],
+    *,
+    status: bool = False,
+) -> dict[str, Any]:
+    resource = _resource(api_version, kind)
+    target = resource.status if status else resource
+    made = _call(
+        f"patching {kind} {name}",
+        target.patch,
+        body=dict(body),
+        name=name,
+        namespace=namespace,
+        content_type="application/merge-patch+json",
+    )
+    return dict(made.to_dict())
+
+
+def secret_value(namespace: str, name: str, key: str) -> str | None:
+    """One decoded value of a Secret, or None when the Secret or the key is missing."""
+    secret = get("v1", "Secret", name, namespace)
+    if secret is None:
+        return None
+    data = secret.get("data") or {}
+    if key not in data:
+        return None
+    return base64.b64decode(data[key]).decode("utf-8")
+
+
+def configmap_value(namespace: str, name: str, key: str) -> str | None:
+    configmap = get("v1", "ConfigMap", name, namespace)
+    if configmap is None:
+        return None
+    return (configmap.get("data") or {}).get(key)

@@ -1,0 +1,260 @@
+"""Status as a contract: conditions with reasons, a short phase, the evidence of a verdict.
+
+Pure functions from what was observed (a report, a clone's health) and the previous status to
+the next status. A condition keeps its ``lastTransitionTime`` while its status does not change.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+
+from pgparity.models.common import Condition, ConditionStatus
+from pgparity.models.migration_validation import (
+    CONDITION_TYPES,
+    FindingSummary,
+    LockSummary,
+    Maxima,
+    MigrationValidationStatus,
+    ReportRef,
+    StatementSummary,
+    ValidationPhase,
+)
+from pgparity.models.report import Severity, ValidationReport, Verdict
+
+MAX_STATEMENTS = 500
+MAX_FINDINGS = 50
+SQL_WIDTH = 200
+
+# Which findings decide which condition (anything else that is an error fails the dry-run).
+DRIFT_RULES = {"schema-drift"}
+LOCK_RULES = {"lock-wait-budget", "blocked-sessions-budget"}
+LAG_RULES = {"replication-lag-budget"}
+PLAN_RULES = {"plan-expectation"}
+
+
+def set_condition(
+    previous: Iterable[Condition],
+    type_: str,
+    status: ConditionStatus,
+    reason: str,
+    message: str,
+    now: str,
+    generation: int,
+) -> tuple[Condition, ...]:
+    """``previous`` with ``type_`` set; its transition time changes only with its status."""
+    found = {c.type: c for c in previous}
+    old = found.get(type_)
+    when = old.last_transition_time if old is not None and old.status is status else now
+    found[type_] = Condition(
+        type=type_,
+        status=status,
+        reason=reason,
+        message=message[:32768],
+        last_transition_time=when,
+        observed_generation=generation,
+    )
+    return tuple(found[t] for t in sorted(found, key=_order))
+
+
+def _order(type_: str) -> tuple[int, str]:
+    return (CONDITION_TYPES.index(type_) if type_ in CONDITION_TYPES else 99, type_)
+
+
+def camel(rule: str) -> str:
+    """``lock-timeout`` → ``LockTimeout`` (a condition reason)."""
+    return "".join(part.capitalize() for part in re.split(r"[^a-zA-Z0-9]+", rule) if part)
+
+
+def report_conditions(
+    report: ValidationReport, previous: Sequence[Condition], now: str, generation: int
+) -> tuple[Condition, ...]:
+    errors = report.errors
+    rules = {f.rule for f in errors}
+    conditions = tuple(previous)
+
+    def judge(type_: str, failing: set[str], ok_reason: str, ok_message: str) -> None:
+        nonlocal conditions
+        bad = [f for f in errors if f.rule in failing]
+        if bad:
+            conditions = set_condition(
+                conditions,
+                type_,
+                ConditionStatus.FALSE,
+                camel(bad[0].rule),
+                bad[0].message,
+                now,
+                generation,
+            )
+        else:
+            conditions = set_condition(
+                conditions, type_, ConditionStatus.TRUE, ok_reason, ok_message, now, generation
+            )
+
+    judge(
+        "DriftChecked",
+        DRIFT_RULES,
+        "SchemaAsExpected",
+        f"schema digest {report.target.digest_before or 'not read'}",
+    )
+    judge(
+        "DryRunSucceeded",
+        rules - DRIFT_RULES - LOCK_RULES - LAG_RULES - PLAN_RULES,
+        "DryRunSucceeded",
+        "every statement ran and the schema came back unchanged",
+    )
+    judge(
+        "LocksWithinBudget",
+        LOCK_RULES,
+        "WithinBudget",
+        f"longest lock wait {report.observations.get('max_lock_wait_seconds', 0.0)} s",
+    )
+    judge(
+        "ReplicationLagWithinBudget",
+        LAG_RULES,
+        "WithinBudget",
+        f"largest lag {report.observations.get('max_replication_lag_bytes', 0)} bytes",
+    )
+    judge("PlansAsExpected", PLAN_RULES, "PlansAsExpected", _plan_message(report))
+    validated = report.verdict is Verdict.VALIDATED
+    summary = errors[0].message if errors else f"{len(report.warnings)} warnings"
+    return set_condition(
+        conditions,
+        "Validated",
+        ConditionStatus.TRUE if validated else ConditionStatus.FALSE,
+        "Validated" if validated else "Rejected",
+        summary,
+        now,
+        generation,
+    )
+
+
+def _plan_message(report: ValidationReport) -> str:
+    plans = report.observations.get("plans") or []
+    changed = [p["name"] for p in plans if p.get("changed")]
+    if not plans:
+        return "no queries to explain"
+    return f"plans changed: {', '.join(changed)}" if changed else "no plan changed"
+
+
+def statement_summaries(report: ValidationReport) -> tuple[StatementSummary, ...]:
+    summaries = []
+    for s in report.statements[:MAX_STATEMENTS]:
+        flat = " ".join(s.sql.split())
+        summaries.append(
+            StatementSummary(
+                index=s.index,
+                line=s.line,
+                sql=flat if len(flat) <= SQL_WIDTH else flat[: SQL_WIDTH - 1] + "…",
+                transactional=s.transactional,
+                executed=s.executed,
+                duration_ms=s.duration_ms,
+                wal_bytes=s.wal_bytes,
+                locks=tuple(
+                    LockSummary(lock.relation, lock.mode, lock.held_ms) for lock in s.locks[:64]
+                ),
+                rewrites=s.rewrites[:64],
+                error=f"{s.error.sqlstate or ''} {s.error.message}".strip() if s.error else None,
+                max_blocked_sessions=s.observed.max_blocked_sessions if s.observed else None,
+                max_replication_lag_bytes=s.observed.max_replication_lag_bytes
+                if s.observed
+                else None,
+            )
+        )
+    return tuple(summaries)
+
+
+def report_maxima(report: ValidationReport) -> Maxima:
+    seen = report.observations
+    return Maxima(
+        lock_wait_seconds=float(seen.get("max_lock_wait_seconds", 0.0)),
+        lock_hold_seconds=float(seen.get("max_lock_hold_ms", 0.0)) / 1000,
+        blocked_sessions=int(seen.get("max_blocked_sessions", 0)),
+        replication_lag_bytes=int(seen.get("max_replication_lag_bytes", 0)),
+        replication_lag_seconds=float(seen.get("max_replication_lag_seconds", 0.0)),
+    )
+
+
+def finding_summaries(report: ValidationReport) -> tuple[FindingSummary, ...]:
+    ordered = sorted(report.findings, key=lambda f: f.severity is not Severity.ERROR)
+    return tuple(
+        FindingSummary(
+            rule=f.rule, severity=f.severity.value, message=f.message[:1024], statement=f.statement
+        )
+        for f in ordered[:MAX_FINDINGS]
+    )
+
+
+def completed_status(
+    previous: MigrationValidationStatus,
+    report: ValidationReport,
+    *,
+    now: str,
+    generation: int,
+    key: str,
+    report_ref: ReportRef,
+    job_name: str,
+    started_at: str | None,
+    duration_seconds: float | None,
+) -> MigrationValidationStatus:
+    """The verdict with its evidence, bound to the migration's checksum and the clone's digest."""
+    return replace(
+        previous,
+        phase=ValidationPhase.COMPLETED,
+        verdict=report.verdict,
+        conditions=report_conditions(report, previous.conditions, now, generation),
+        statements=statement_summaries(report),
+        findings=finding_summaries(report),
+        errors=len(report.errors),
+        warnings=len(report.warnings),
+        maxima=report_maxima(report),
+        report_ref=report_ref,
+        migration_checksum=f"sha256:{report.migration.sha256}",
+        validation_key=key,
+        clone_digest=report.target.digest_before,
+        job_name=job_name,
+        started_at=started_at,
+        completed_at=now,
+        duration_seconds=duration_seconds,
+        message=f"{report.verdict.value}: {len(report.errors)} errors, "
+        f"{len(report.warnings)} warnings",
+        observed_generation=generation,
+    )
+
+
+def progress_status(
+    previous: MigrationValidationStatus,
+    phase: ValidationPhase,
+    reason: str,
+    message: str,
+    *,
+    now: str,
+    generation: int,
+    key: str | None = None,
+    job_name: str | None = None,
+    started_at: str | None = None,
+    failed: bool = False,
+) -> MigrationValidationStatus:
+    """Waiting, running or failed: no verdict without evidence (a failure clears it)."""
+    conditions = set_condition(
+        previous.conditions,
+        "Validated",
+        ConditionStatus.FALSE if failed else ConditionStatus.UNKNOWN,
+        reason,
+        message,
+        now,
+        generation,
+    )
+    return replace(
+        previous,
+        phase=phase,
+        verdict=None if failed or phase is not ValidationPhase.COMPLETED else previous.verdict,
+        conditions=conditions,
+        validation_key=key if key is not None else previous.validation_key,
+        job_name=job_name if job_name is not None else previous.job_name,
+        started_at=started_at if started_at is not None else previous.started_at,
+        completed_at=now if failed else previous.completed_at,
+        message=message,
+        observed_generation=generation,
+    )

@@ -1,0 +1,298 @@
+"""The operator in-process (kopf's KopfRunner) against the real control plane, under its RBAC.
+
+The operator does not run as cluster-admin: the fixture applies the ServiceAccount, ClusterRole
+and binding that ``pgparity render rbac`` generates, mints a token for that ServiceAccount and
+gives the operator a kubeconfig with it. ``JobPlayer`` plays the parts of the kubelet a real
+cluster would play for a validation Job — it mounts the Job's ConfigMap, resolves its Secret
+and field references, runs its command with a token of the Job's own ServiceAccount, and
+reports the pod's phase — and nothing else.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import yaml
+
+from kubeplane import ControlPlane
+from pgparity.engine.localcluster import free_port
+from pgparity.manifests.rbac import operator_rbac
+
+ROOT = Path(__file__).resolve().parents[1]
+OPERATOR_NAMESPACE = "pgparity-system"
+T = TypeVar("T")
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 60.0) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result is not None and result is not False:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.25)
+
+
+def get(plane: ControlPlane, namespace: str, kind: str, name: str) -> dict[str, Any] | None:
+    result = plane.kubectl("get", "-n", namespace, kind, name, "-o", "json", check=False)
+    if result.returncode != 0:
+        return None
+    found: dict[str, Any] = json.loads(result.stdout)
+    return found
+
+
+def listed(plane: ControlPlane, namespace: str, kind: str, selector: str) -> list[dict[str, Any]]:
+    out = plane.kubectl("get", "-n", namespace, kind, "-l", selector, "-o", "json").stdout
+    items: list[dict[str, Any]] = json.loads(out)["items"]
+    return items
+
+
+def apply(
+    plane: ControlPlane, namespace: str, documents: list[dict[str, Any]] | dict[str, Any]
+) -> None:
+    docs = documents if isinstance(documents, list) else [documents]
+    plane.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(docs))
+
+
+def token_kubeconfig(plane: ControlPlane, namespace: str, account: str, path: Path) -> Path:
+    """A kubeconfig that authenticates as ``namespace/account`` with a fresh token."""
+    token = plane.kubectl(
+        "create", "token", account, "-n", namespace, "--duration=2h"
+    ).stdout.strip()
+    admin = yaml.safe_load(plane.kubeconfig.read_text())
+    cluster = admin["clusters"][0]
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [cluster],
+                "users": [{"name": account, "user": {"token": token}}],
+                "contexts": [
+                    {
+                        "name": account,
+                        "context": {
+                            "cluster": cluster["name"],
+                            "user": account,
+                            "namespace": namespace,
+                        },
+                    }
+                ],
+                "current-context": account,
+            }
+        )
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def operator_plane(
+    kube_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, str]]:
+    """CRDs, the operator's namespace and RBAC, and the environment the operator runs with."""
+    kube_plane.kubectl("apply", "-f", str(ROOT / "crds"))
+    kube_plane.kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/stagingclones.pgparity.io",
+        "crd/migrationvalidations.pgparity.io",
+    )
+    kube_plane.kubectl("create", "namespace", OPERATOR_NAMESPACE, check=False)
+    apply(kube_plane, OPERATOR_NAMESPACE, operator_rbac(OPERATOR_NAMESPACE))
+    config = token_kubeconfig(
+        kube_plane,
+        OPERATOR_NAMESPACE,
+        "pgparity-operator",
+        tmp_path_factory.mktemp("operator") / "kubeconfig",
+    )
+    environment = {
+        "KUBECONFIG": str(config),
+        "PGPARITY_RECONCILE_SECONDS": "1",
+        "PGPARITY_MONITOR_SECONDS": "1",
+        "PGPARITY_METRICS_PORT": str(free_port()),
+        "PGPARITY_LIVENESS_PORT": "0",
+        "PGPARITY_IMAGE": "pgparity:test",
+        "PGPARITY_OPERATOR_NAMESPACE": OPERATOR_NAMESPACE,
+    }
+    saved = {k: os.environ.get(k) for k in environment}
+    os.environ.update(environment)
+    try:
+        yield environment
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+class Operator:
+    """Start and stop the operator in this process (kopf's KopfRunner)."""
+
+    def __init__(self) -> None:
+        self._runner: Any = None
+
+    def start(self) -> None:
+        from kopf.testing import KopfRunner
+
+        from pgparity.kube import client
+
+        client.reset()
+        self._runner = KopfRunner(["run", "-A", "--standalone", "-m", "pgparity.handlers"])
+        self._runner.__enter__()
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            runner.__exit__(None, None, None)
+            assert runner.exception is None, runner.output
+
+    @property
+    def output(self) -> str:
+        return str(self._runner.output) if self._runner is not None else ""
+
+
+@pytest.fixture
+def running_operator(operator_plane: dict[str, str]) -> Iterator[Operator]:
+    operator = Operator()
+    operator.start()
+    try:
+        yield operator
+    finally:
+        operator.stop()
+
+
+class JobPlayer:
+    """Plays the kubelet for one Job: mounts, environment, the command, the pod's phase."""
+
+    def __init__(
+        self, plane: ControlPlane, namespace: str, job: dict[str, Any], workdir: Path
+    ) -> None:
+        self.plane, self.namespace, self.job, self.workdir = plane, namespace, job, workdir
+        self.container = job["spec"]["template"]["spec"]["containers"][0]
+
+    def mounts(self) -> dict[str, Path]:
+        """ConfigMap volumes written to directories, as the kubelet mounts them."""
+        volumes = {v["name"]: v for v in self.job["spec"]["template"]["spec"]["volumes"]}
+        mounted = {}
+        for mount in self.container.get("volumeMounts", []):
+            source = volumes[mount["name"]]
+            directory = self.workdir / mount["name"]
+            directory.mkdir(parents=True, exist_ok=True)
+            configmap = get(self.plane, self.namespace, "configmap", source["configMap"]["name"])
+            assert configmap is not None
+            for key, value in (configmap.get("data") or {}).items():
+                (directory / key).write_text(value)
+            mounted[mount["mountPath"]] = directory
+        return mounted
+
+    def environment(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PGPARITY_", "KUBE"))}
+        for item in self.container.get("env", []):
+            source = item.get("valueFrom", {})
+            if "value" in item:
+                env[item["name"]] = item["value"]
+            elif "secretKeyRef" in source:
+                ref = source["secretKeyRef"]
+                secret = get(self.plane, self.namespace, "secret", ref["name"])
+                data = (secret or {}).get("data", {})
+                if ref["key"] in data:
+                    env[item["name"]] = base64.b64decode(data[ref["key"]]).decode()
+                elif not ref.get("optional"):
+                    raise AssertionError(f"missing secret key {ref}")
+            elif "fieldRef" in source:
+                assert source["fieldRef"]["fieldPath"] == "metadata.namespace"
+                env[item["name"]] = self.namespace
+        account = self.job["spec"]["template"]["spec"]["serviceAccountName"]
+        env["KUBECONFIG"] = str(
+            token_kubeconfig(self.plane, self.namespace, account, self.workdir / "job-kubeconfig")
+        )
+        return env
+
+    def run(self) -> subprocess.CompletedProcess[str]:
+        mounted = self.mounts()
+        command = list(self.container["command"])
+        assert command[0] == "pgparity"
+        for path, directory in mounted.items():
+            command = [arg.replace(path, str(directory)) for arg in command]
+        return subprocess.run(
+            [sys.executable, "-m", "pgparity", *command[1:]],
+            env=self.environment(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+    def finish(self, succeeded: bool) -> None:
+        """Report the pod's end; the real job controller then completes or fails the Job."""
+        pod = wait_for(
+            "the Job's pod",
+            lambda: next(
+                iter(
+                    listed(
+                        self.plane,
+                        self.namespace,
+                        "pod",
+                        f"job-name={self.job['metadata']['name']}",
+                    )
+                ),
+                None,
+            ),
+        )
+        phase = "Succeeded" if succeeded else "Failed"
+        code = 0 if succeeded else 4
+        state = {
+            "terminated": {
+                "exitCode": code,
+                "reason": "Completed" if succeeded else "Error",
+                "startedAt": "2026-11-25T10:00:00Z",
+                "finishedAt": "2026-11-25T10:00:05Z",
+            }
+        }
+        status = {
+            "status": {
+                "phase": phase,
+                "containerStatuses": [
+                    {
+                        "name": self.container["name"],
+                        "ready": False,
+                        "restartCount": 0,
+                        "image": self.container["image"],
+                        "imageID": "",
+                        "state": state,
+                    }
+                ],
+            }
+        }
+        self.plane.kubectl(
+            "patch",
+            "pod",
+            pod["metadata"]["name"],
+            "-n",
+            self.namespace,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            json.dumps(status),
+        )
+
+
+@pytest.fixture
+def player_workdir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="pgparity-job-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,253 @@
+"""Pure builders: clone objects, validation Jobs, RBAC, status; configuration parsing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pgparity import config
+from pgparity.cli.operating import operator_yaml, rbac_yaml
+from pgparity.errors import UsageError
+from pgparity.manifests.clone import CloneRef, build_clone_objects, postgresql_conf
+from pgparity.manifests.labels import child_name
+from pgparity.manifests.status import completed_status, progress_status, set_condition
+from pgparity.manifests.validation import (
+    ValidationInputs,
+    ValidationRef,
+    build_job,
+    build_job_access,
+    validate_command,
+    validation_key,
+)
+from pgparity.models.common import ConditionStatus
+from pgparity.models.migration_validation import (
+    MigrationValidationSpec,
+    MigrationValidationStatus,
+    ReportRef,
+    ValidationPhase,
+)
+from pgparity.models.report import (
+    Finding,
+    MigrationInfo,
+    Severity,
+    TargetInfo,
+    ValidationReport,
+    Verdict,
+)
+from pgparity.models.staging_clone import StagingCloneSpec
+
+ROOT = Path(__file__).resolve().parents[2]
+CLONE = CloneRef("shop", "team-a", "uid-1")
+MV = ValidationRef("add-index", "team-a", "uid-2")
+INPUTS = ValidationInputs(
+    sql="CREATE INDEX CONCURRENTLY i ON t (a);",
+    clone="shop",
+    clone_secret="shop-credentials",
+    lock_timeout="2s",
+    statement_timeout="30s",
+)
+
+
+def _spec(**extra: object) -> MigrationValidationSpec:
+    return MigrationValidationSpec.parse(
+        {"cloneRef": {"name": "shop"}, "migration": {"sql": INPUTS.sql}, **extra}
+    )
+
+
+def test_builtin_clone_objects_are_deterministic_and_owned() -> None:
+    spec = StagingCloneSpec.parse(
+        {
+            "replicas": 2,
+            "source": {"archive": {"url": "file:///a"}},
+            "postgres": {"parameters": {"lock_timeout": "5s"}},
+        }
+    )
+    objects = build_clone_objects(
+        CLONE,
+        spec,
+        password="pw",
+        postgres_image="postgres",
+        pgparity_image="pgparity:1",
+        operator_namespace="ops",
+    )
+    again = build_clone_objects(
+        CLONE,
+        spec,
+        password="pw",
+        postgres_image="postgres",
+        pgparity_image="pgparity:1",
+        operator_namespace="ops",
+    )
+    assert objects == again
+    kinds = [o["kind"] for o in objects]
+    assert kinds == [
+        "Secret",
+        "ConfigMap",
+        "Service",
+        "Service",
+        "Service",
+        "StatefulSet",
+        "StatefulSet",
+        "NetworkPolicy",
+        "Job",
+    ]
+    for obj in objects:
+        assert obj["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+        assert obj["metadata"]["namespace"] == "team-a"
+    secret = objects[0]["stringData"]
+    assert secret["dsn"] == (
+        "host=shop-rw.team-a.svc port=5432 dbname=postgres user=pgparity password=pw"
+    )
+    primary = objects[5]["spec"]["template"]["spec"]["containers"][0]
+    assert primary["image"] == "postgres:15"
+    assert postgresql_conf({"search_path": "a, 'b'"}).endswith("search_path = 'a, ''b'''\n")
+
+
+def test_validation_key_changes_with_what_the_verdict_depends_on() -> None:
+    base = validation_key(_spec(), INPUTS)
+    assert base == validation_key(_spec(), INPUTS)
+    assert base != validation_key(_spec(strict=True), INPUTS)
+    assert base != validation_key(
+        _spec(), ValidationInputs(**{**INPUTS.__dict__, "sql": "SELECT 2;"})
+    )
+    assert base != validation_key(
+        _spec(), ValidationInputs(**{**INPUTS.__dict__, "statement_timeout": "1s"})
+    )
+
+
+def test_validation_job_has_no_retries_a_deadline_and_no_credentials_in_argv() -> None:
+    spec = _spec(
+        deadlineSeconds=900,
+        budgets={"maxLockWait": "2s"},
+        traffic={"mode": "auto", "clients": 3, "holdLocks": [{"table": "t", "duration": "5s"}]},
+    )
+    job = build_job(MV, spec, INPUTS, "ab" * 32, image="img:1", cpu="2", memory="1Gi")
+    pod = job["spec"]["template"]["spec"]
+    assert job["spec"]["backoffLimit"] == 0
+    assert job["spec"]["activeDeadlineSeconds"] == 900
+    assert pod["restartPolicy"] == "Never"
+    assert pod["serviceAccountName"] == "add-index-validator"
+    command = pod["containers"][0]["command"]
+    assert command == validate_command(spec, INPUTS, "add-index-report")
+    assert command[command.index("--traffic") : command.index("--traffic") + 4] == [
+        "--traffic",
+        "auto",
+        "--traffic-clients",
+        "3",
+    ]
+    assert "t:5s" in command
+    assert "--max-lock-wait" in command
+    assert job["metadata"]["name"] == "add-index-" + "ab" * 5  # the key's first 10 digits
+    assert job["metadata"]["labels"]["pgparity.io/clone"] == "shop"
+
+
+def test_job_access_is_one_configmap() -> None:
+    account, role, binding = build_job_access(MV, "shop", "k" * 64)
+    assert role["rules"] == [
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": ["add-index-report"],
+            "verbs": ["get", "patch", "update"],
+        }
+    ]
+    assert binding["subjects"][0]["name"] == account["metadata"]["name"]
+
+
+def test_names_fit_kubernetes_limits() -> None:
+    long = "a" * 80
+    name = child_name(long, "validator")
+    assert len(name) <= 63
+    assert name.endswith("-validator")
+    assert child_name(long, "validator") == name
+    assert child_name("short", "x") == "short-x"
+
+
+def test_conditions_keep_transition_times_while_status_holds() -> None:
+    first = set_condition((), "Validated", ConditionStatus.UNKNOWN, "JobCreated", "m", "t1", 1)
+    same = set_condition(first, "Validated", ConditionStatus.UNKNOWN, "JobRunning", "m", "t2", 1)
+    flipped = set_condition(same, "Validated", ConditionStatus.TRUE, "Validated", "m", "t3", 1)
+    assert same[0].last_transition_time == "t1"
+    assert same[0].reason == "JobRunning"
+    assert flipped[0].last_transition_time == "t3"
+
+
+def test_status_from_a_report() -> None:
+    report = ValidationReport(
+        verdict=Verdict.REJECTED,
+        migration=MigrationInfo("m.sql", "f" * 64),
+        target=TargetInfo(digest_before="sha256:" + "1" * 64),
+        settings={},
+        statements=(),
+        findings=(
+            Finding("lock-wait-budget", Severity.ERROR, "waited 3 s", 1),
+            Finding("table-rewrite", Severity.WARNING, "rewrote t", 1),
+        ),
+        observations={"max_lock_wait_seconds": 3.0, "max_blocked_sessions": 4},
+    )
+    status = completed_status(
+        MigrationValidationStatus(),
+        report,
+        now="t",
+        generation=3,
+        key="k",
+        report_ref=ReportRef("r", "report.json"),
+        job_name="j",
+        started_at="s",
+        duration_seconds=5.0,
+    )
+    marks = {c.type: c for c in status.conditions}
+    assert marks["LocksWithinBudget"].status is ConditionStatus.FALSE
+    assert marks["LocksWithinBudget"].reason == "LockWaitBudget"
+    assert marks["DryRunSucceeded"].status is ConditionStatus.TRUE
+    assert marks["Validated"].reason == "Rejected"
+    assert [c.type for c in status.conditions] == [
+        "DriftChecked",
+        "DryRunSucceeded",
+        "LocksWithinBudget",
+        "ReplicationLagWithinBudget",
+        "PlansAsExpected",
+        "Validated",
+    ]
+    assert status.maxima is not None
+    assert status.maxima.blocked_sessions == 4
+    assert status.migration_checksum == "sha256:" + "f" * 64
+    assert status.findings[0].rule == "lock-wait-budget"
+    failed = progress_status(
+        status,
+        ValidationPhase.FAILED,
+        "JobDeadlineExceeded",
+        "late",
+        now="t2",
+        generation=3,
+        failed=True,
+    )
+    assert failed.verdict is None  # never a verdict without evidence
+
+
+def test_configuration_from_the_environment() -> None:
+    settings = config.load(
+        {
+            "PGPARITY_RECONCILE_SECONDS": "2.5",
+            "PGPARITY_NAMESPACES": "a, b",
+            "PGPARITY_JOB_MEMORY": "1Gi",
+        }
+    )
+    assert settings.reconcile_seconds == 2.5
+    assert settings.namespaces == ("a", "b")
+    for variable, value in (
+        ("PGPARITY_METRICS_PORT", "99999"),
+        ("PGPARITY_RECONCILE_SECONDS", "-1"),
+        ("PGPARITY_JOB_CPU", "lots"),
+        ("PGPARITY_IMAGE", " "),
+    ):
+        with pytest.raises(UsageError, match=variable):
+            config.load({variable: value})
+
+
+def test_deploy_manifests_are_generated_from_the_builders() -> None:
+    assert (ROOT / "deploy" / "operator-rbac.yaml").read_text() == rbac_yaml("pgparity-system")
+    assert (ROOT / "deploy" / "operator.yaml").read_text() == operator_yaml(
+        "pgparity-system", config.Settings().image
+    )
