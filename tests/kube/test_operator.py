@@ -217,8 +217,11 @@ def test_builtin_clone_objects_are_owned_and_collected(
     assert status["phase"] == "Seeding"
     assert conditions(status)["ReplicaStreaming"]["reason"] == "PrimaryNotReady"
     assert conditions(status)["Ready"]["status"] == "False"
-    kube_plane.kubectl(
-        "delete", "-n", kube_namespace, "stc", "shop", "--wait=true", "--timeout=60s"
+    kube_plane.kubectl("delete", "-n", kube_namespace, "stc", "shop", "--wait=false")
+    wait_for(
+        "the clone gone",
+        lambda: get(kube_plane, kube_namespace, "stc", "shop") is None,
+        timeout=120,
     )
     for kind, name in children:
         wait_for(
@@ -229,7 +232,7 @@ def test_builtin_clone_objects_are_owned_and_collected(
                 )
                 is None
             ),
-            timeout=90,
+            timeout=180,
         )
 
 

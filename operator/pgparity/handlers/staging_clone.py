@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -61,6 +62,8 @@ def reconcile_clone(
 ) -> None:
     assert namespace is not None
     generation = int(meta.get("generation") or 0)
+    if not _due(namespace, name, generation):
+        return
     current = {k: v for k, v in dict(status).items() if k != "kopf"}
     previous = _parse_status(current)
     clone = CloneRef(name, namespace, uid)
@@ -75,6 +78,7 @@ def reconcile_clone(
             _builtin(clone, spec) if spec.provider is Provider.BUILTIN else _external(clone, spec)
         )
     new = _status(previous, observed, spec, generation).to_dict()
+    _schedule(namespace, name, generation, ready=new.get("phase") == ClonePhase.READY.value)
     metrics.set_clone_ready(namespace, name, new.get("phase") == ClonePhase.READY.value)
     if apply_status(patch, current, new):
         ready = new.get("phase") == ClonePhase.READY.value
@@ -86,6 +90,26 @@ def reconcile_clone(
             message=str(new.get("message") or ""),
             warning=new.get("phase") == ClonePhase.FAILED.value,
         )
+
+
+# A clone that is not ready is checked again with exponential backoff (up to 5 minutes); a
+# change of its spec (generation) checks it at once.
+_retry: dict[tuple[str, str], tuple[int, float, int]] = {}
+MAX_BACKOFF_SECONDS = 300.0
+
+
+def _due(namespace: str, name: str, generation: int) -> bool:
+    _, at, seen = _retry.get((namespace, name), (0, 0.0, generation))
+    return seen != generation or time.monotonic() >= at
+
+
+def _schedule(namespace: str, name: str, generation: int, *, ready: bool) -> None:
+    if ready:
+        _retry.pop((namespace, name), None)
+        return
+    failures = _retry.get((namespace, name), (0, 0.0, generation))[0] + 1
+    delay = min(SETTINGS.reconcile_seconds * 2 ** min(failures - 1, 10), MAX_BACKOFF_SECONDS)
+    _retry[(namespace, name)] = (failures, time.monotonic() + delay, generation)
 
 
 def _parse_status(current: Mapping[str, Any]) -> StagingCloneStatus:
