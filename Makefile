@@ -78,9 +78,12 @@ bench-seed: install postgres ## anonymized seed vs plain pg_dump | pg_restore (p
 	$(BIN)/python bench/bench_seed.py
 
 .PHONY: manifests
-manifests: install ## regenerate deploy/ from the builders (RBAC, operator Deployment)
+manifests: install ## regenerate deploy/ and the Helm chart from the builders
 	$(BIN)/pgparity render rbac > deploy/operator-rbac.yaml
 	$(BIN)/pgparity render operator > deploy/operator.yaml
+	$(BIN)/pgparity render rbac --helm > charts/pgparity/templates/rbac.yaml
+	$(BIN)/pgparity render operator --helm > charts/pgparity/templates/operator.yaml
+	cp crds/*.yaml charts/pgparity/crds/
 
 .PHONY: clean
 clean: ## remove build outputs (not caches outside the tree)

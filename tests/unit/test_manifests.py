@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pgparity import config
-from pgparity.cli.operating import operator_yaml, rbac_yaml
+from pgparity.cli.operating import helm, operator_yaml, rbac_yaml
 from pgparity.errors import UsageError
 from pgparity.manifests.clone import CloneRef, build_clone_objects, postgresql_conf
 from pgparity.manifests.labels import child_name
@@ -251,3 +252,29 @@ def test_deploy_manifests_are_generated_from_the_builders() -> None:
     assert (ROOT / "deploy" / "operator.yaml").read_text() == operator_yaml(
         "pgparity-system", config.Settings().image
     )
+
+
+def test_helm_chart_is_generated_from_the_same_builders() -> None:
+    chart = ROOT / "charts" / "pgparity"
+    templates = {
+        "rbac.yaml": rbac_yaml("HELM-NAMESPACE"),
+        "operator.yaml": operator_yaml("HELM-NAMESPACE", "HELM-IMAGE"),
+    }
+    for name, generated in templates.items():
+        assert (chart / "templates" / name).read_text() == helm(generated)
+    # Rendered with a release's values, a template is what deploy/ would hold for them.
+    values = yaml.safe_load((chart / "values.yaml").read_text())
+    rendered = (
+        (chart / "templates" / "operator.yaml")
+        .read_text()
+        .replace("{{ .Release.Namespace }}", "team-a")
+        .replace("{{ .Values.image }}", values["image"])
+    )
+    assert list(yaml.safe_load_all(rendered)) == list(
+        yaml.safe_load_all(operator_yaml("team-a", values["image"]))
+    )
+    assert values["image"] == config.Settings().image
+    crds = sorted(p.name for p in (ROOT / "crds").glob("*.yaml"))
+    assert sorted(p.name for p in (chart / "crds").glob("*.yaml")) == crds
+    for name in crds:
+        assert (chart / "crds" / name).read_text() == (ROOT / "crds" / name).read_text()
