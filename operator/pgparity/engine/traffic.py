@@ -198,6 +198,8 @@ class TrafficRunner:
         self._stop.set()
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         for thread, conn in zip(self._threads, self._conns, strict=True):
+            if thread.ident is None:  # never started: Ctrl-C landed while starting
+                continue
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
             if thread.is_alive():  # stuck behind a lock nobody releases: cancel its query
                 conn.cancel_safe()

@@ -132,9 +132,11 @@ def load(plan: LoadPlan, workers: int, progress: SeedProgress) -> Scheduler:
             worker.join()
     except BaseException:
         scheduler.stop.set()
-        for worker in pool:
+        # Ctrl-C may land while the pool is starting: only started workers can be joined.
+        started = [worker for worker in pool if worker.ident is not None]
+        for worker in started:
             worker.cancel()
-        for worker in pool:
+        for worker in started:
             worker.join(timeout=10)
         raise
     finally:
