@@ -8,17 +8,34 @@ e.g. ``pythonpath = ["tests"]`` in the pytest config) or with ``pytest -p fix_ku
   ``KUBEBUILDER_ASSETS`` or ``scripts/kube-assets.sh`` (built on first use: minutes when cold).
 * ``kube_namespace`` (function): a fresh, uniquely named namespace, deleted afterwards without
   waiting for the deletion to finish.
+* ``wait_for(what, probe)``: poll until the API server (or anything else) shows a result.
 """
 
 from __future__ import annotations
 
 import re
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import pytest
 
 from kubeplane import ControlPlane
+
+T = TypeVar("T")
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 60.0) -> T:
+    """Poll ``probe`` until it returns something other than None or False."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result is not None and result is not False:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.25)
 
 
 @pytest.fixture(scope="session")

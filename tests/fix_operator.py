@@ -17,32 +17,20 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import yaml
 
+from fix_kube import wait_for
 from kubeplane import ControlPlane
 from pgparity.engine.localcluster import free_port
 from pgparity.manifests.rbac import operator_rbac
 
 ROOT = Path(__file__).resolve().parents[1]
 OPERATOR_NAMESPACE = "pgparity-system"
-T = TypeVar("T")
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 60.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result is not None and result is not False:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.25)
 
 
 def get(plane: ControlPlane, namespace: str, kind: str, name: str) -> dict[str, Any] | None:

@@ -3,31 +3,15 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
+from fix_kube import wait_for
 from kubeplane import ControlPlane, pinned_versions
 
 pytestmark = pytest.mark.kube
-
-T = TypeVar("T")
-TIMEOUT = 60.0
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = TIMEOUT) -> T:
-    """Poll ``probe`` until it returns something other than None or False."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result is not None and result is not False:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.25)
 
 
 def get_json(plane: ControlPlane, *args: str) -> dict[str, Any] | None:

@@ -12,7 +12,7 @@ import base64
 import json
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +20,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from fix_operator import (
-    JobPlayer,
-    Operator,
-    get,
-    listed,
-    wait_for,
-)
+from fix_kube import wait_for
+from fix_operator import JobPlayer, Operator, get, listed
 from fix_pg import PgDatabase, _create_database, _drop_database
 from kubeplane import ControlPlane
 from pgparity.engine.localcluster import LocalCluster
@@ -87,12 +82,31 @@ def conditions(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {c["type"]: c for c in status.get("conditions", [])}
 
 
+def condition(kind: str, field: str, value: str) -> Callable[[dict[str, Any]], bool]:
+    """A status test: condition ``kind`` has ``field`` (status, reason) equal to ``value``."""
+    return lambda status: conditions(status).get(kind, {}).get(field) == value
+
+
+def wait_status(
+    plane: ControlPlane,
+    namespace: str,
+    kind: str,
+    name: str,
+    what: str,
+    until: Callable[[dict[str, Any]], bool],
+) -> dict[str, Any]:
+    """The object's status, once ``until`` holds for it."""
+
+    def probe() -> dict[str, Any] | None:
+        status = status_of(plane, namespace, kind, name)
+        return status if until(status) else None
+
+    return wait_for(what, probe)
+
+
 def ready_clone(plane: ControlPlane, namespace: str, name: str) -> dict[str, Any]:
-    return wait_for(
-        f"clone {name} Ready",
-        lambda: (
-            s if (s := status_of(plane, namespace, "stc", name)).get("phase") == "Ready" else None
-        ),
+    return wait_status(
+        plane, namespace, "stc", name, f"clone {name} Ready", lambda s: s.get("phase") == "Ready"
     )
 
 
@@ -203,16 +217,13 @@ def test_builtin_clone_objects_are_owned_and_collected(
     policy = get(kube_plane, kube_namespace, "networkpolicy", "shop-network")
     assert policy is not None
     assert policy["spec"]["ingress"][0]["ports"] == [{"port": 5432, "protocol": "TCP"}]
-    status = wait_for(
+    status = wait_status(
+        kube_plane,
+        kube_namespace,
+        "stc",
+        "shop",
         "clone status",
-        lambda: (
-            s
-            if conditions(s := status_of(kube_plane, kube_namespace, "stc", "shop"))
-            .get("Provisioned", {})
-            .get("status")
-            == "True"
-            else None
-        ),
+        condition("Provisioned", "status", "True"),
     )
     assert status["phase"] == "Seeding"
     assert conditions(status)["ReplicaStreaming"]["reason"] == "PrimaryNotReady"
@@ -260,30 +271,24 @@ def test_external_clone_ready_only_with_a_streaming_replica(
             conn.execute(sql.SQL("ALTER DATABASE postgres SET pgparity.clone = 'lonely'"))
         alone = PgDatabase("postgres", lonely.primary_dsn, "", lonely)
         external_clone(kube_plane, kube_namespace, "alone", alone, replica=False)
-        blocked = wait_for(
+        blocked = wait_status(
+            kube_plane,
+            kube_namespace,
+            "stc",
+            "alone",
             "alone not ready",
-            lambda: (
-                s
-                if conditions(s := status_of(kube_plane, kube_namespace, "stc", "alone"))
-                .get("ReplicaStreaming", {})
-                .get("status")
-                == "False"
-                else None
-            ),
+            condition("ReplicaStreaming", "status", "False"),
         )
         assert conditions(blocked)["ReplicaStreaming"]["reason"] == "NoStreamingReplica"
         assert blocked["phase"] != "Ready"
     external_clone(kube_plane, kube_namespace, "prod", pg_plain_db)
-    refused = wait_for(
+    refused = wait_status(
+        kube_plane,
+        kube_namespace,
+        "stc",
+        "prod",
         "prod refused",
-        lambda: (
-            s
-            if conditions(s := status_of(kube_plane, kube_namespace, "stc", "prod"))
-            .get("Provisioned", {})
-            .get("reason")
-            == "NotAClone"
-            else None
-        ),
+        condition("Provisioned", "reason", "NotAClone"),
     )
     assert conditions(refused)["Ready"]["status"] == "False"
     events = kube_plane.kubectl("get", "events", "-n", kube_namespace, "-o", "json").stdout
@@ -335,11 +340,8 @@ def test_validation_job_and_verdicts(
 
     result = play(kube_plane, kube_namespace, job, player_workdir)
     assert result.returncode == 0, result.stderr
-    done = wait_for(
-        "safe validated",
-        lambda: (
-            s if (s := status_of(kube_plane, kube_namespace, "mv", "safe")).get("verdict") else None
-        ),
+    done = wait_status(
+        kube_plane, kube_namespace, "mv", "safe", "safe validated", lambda s: bool(s.get("verdict"))
     )
     assert done["verdict"] == "VALIDATED"
     assert done["phase"] == "Completed"
@@ -370,13 +372,13 @@ def test_validation_job_and_verdicts(
     )
     rejected_job = job_of(kube_plane, kube_namespace, "rewrite")
     play(kube_plane, kube_namespace, rejected_job, player_workdir)
-    rejected = wait_for(
+    rejected = wait_status(
+        kube_plane,
+        kube_namespace,
+        "mv",
+        "rewrite",
         "rewrite judged",
-        lambda: (
-            s
-            if (s := status_of(kube_plane, kube_namespace, "mv", "rewrite")).get("verdict")
-            else None
-        ),
+        lambda s: bool(s.get("verdict")),
     )
     assert rejected["verdict"] == "REJECTED"
     assert conditions(rejected)["DryRunSucceeded"]["reason"] == "StatementTimeout"
@@ -411,13 +413,13 @@ def test_validation_job_and_verdicts(
         ),
     )
     assert len({j["metadata"]["name"] for j in jobs}) == 2
-    rerun = wait_for(
+    rerun = wait_status(
+        kube_plane,
+        kube_namespace,
+        "mv",
+        "safe",
         "re-validation running",
-        lambda: (
-            s
-            if (s := status_of(kube_plane, kube_namespace, "mv", "safe")).get("phase") == "Running"
-            else None
-        ),
+        lambda s: s.get("phase") == "Running",
     )
     assert "verdict" not in rerun
     assert rerun["observedGeneration"] == 2
@@ -435,27 +437,24 @@ def test_failed_job_and_busy_clone(
     validation(kube_plane, kube_namespace, "first", "staging", "SELECT 1;")
     first = job_of(kube_plane, kube_namespace, "first")
     validation(kube_plane, kube_namespace, "second", "staging", "SELECT 2;")
-    waiting = wait_for(
+    waiting = wait_status(
+        kube_plane,
+        kube_namespace,
+        "mv",
+        "second",
         "second waits",
-        lambda: (
-            s
-            if conditions(s := status_of(kube_plane, kube_namespace, "mv", "second"))
-            .get("Validated", {})
-            .get("reason")
-            == "CloneBusy"
-            else None
-        ),
+        condition("Validated", "reason", "CloneBusy"),
     )
     assert waiting["phase"] == "WaitingForClone"
     assert listed(kube_plane, kube_namespace, "job", "pgparity.io/validation=second") == []
     JobPlayer(kube_plane, kube_namespace, first, player_workdir).finish(succeeded=False)
-    failed = wait_for(
+    failed = wait_status(
+        kube_plane,
+        kube_namespace,
+        "mv",
+        "first",
         "first failed",
-        lambda: (
-            s
-            if (s := status_of(kube_plane, kube_namespace, "mv", "first")).get("phase") == "Failed"
-            else None
-        ),
+        lambda s: s.get("phase") == "Failed",
     )
     assert "verdict" not in failed
     assert conditions(failed)["Validated"]["reason"] == "JobBackoffLimitExceeded"
@@ -484,13 +483,13 @@ def test_operator_restart_mid_validation(
     result = play(kube_plane, kube_namespace, job, player_workdir)
     assert result.returncode == 0, result.stderr
     running_operator.start()
-    done = wait_for(
+    done = wait_status(
+        kube_plane,
+        kube_namespace,
+        "mv",
+        "restart",
         "converged",
-        lambda: (
-            s
-            if (s := status_of(kube_plane, kube_namespace, "mv", "restart")).get("verdict")
-            else None
-        ),
+        lambda s: bool(s.get("verdict")),
     )
     assert done["verdict"] == "VALIDATED"
     assert len(listed(kube_plane, kube_namespace, "job", "pgparity.io/validation=restart")) == 1

@@ -33,7 +33,7 @@ from pgparity.manifests.validation import (
     names,
     validation_key,
 )
-from pgparity.models.common import API_VERSION, GROUP, VERSION
+from pgparity.models.common import API_VERSION, GROUP, VERSION, KeyRef
 from pgparity.models.migration_validation import (
     PLURAL,
     MigrationValidationSpec,
@@ -164,30 +164,22 @@ def _resolve(body: kopf.Body, namespace: str) -> Resolved:
 def _migration_sql(spec: MigrationValidationSpec, namespace: str) -> str:
     if spec.migration.sql is not None:
         return spec.migration.sql
-    ref = spec.migration.config_map_ref
-    assert ref is not None
-    text = kube.configmap_value(namespace, ref.name, ref.key)
-    if not text:
-        raise Waiting(
-            ValidationPhase.PENDING,
-            "MigrationNotFound",
-            f"ConfigMap {ref.name} has no key {ref.key}",
-        )
-    return text
+    assert spec.migration.config_map_ref is not None
+    return _configmap_text(namespace, spec.migration.config_map_ref, "MigrationNotFound")
 
 
 def _workload(spec: MigrationValidationSpec, namespace: str) -> str | None:
     traffic = spec.traffic
     if traffic is None or traffic.mode is not TrafficMode.WORKLOAD or traffic.workload_ref is None:
         return None
-    ref = traffic.workload_ref
+    return _configmap_text(namespace, traffic.workload_ref, "WorkloadNotFound")
+
+
+def _configmap_text(namespace: str, ref: KeyRef, missing: str) -> str:
     text = kube.configmap_value(namespace, ref.name, ref.key)
     if not text:
-        raise Waiting(
-            ValidationPhase.PENDING,
-            "WorkloadNotFound",
-            f"ConfigMap {ref.name} has no key {ref.key}",
-        )
+        message = f"ConfigMap {ref.name} has no key {ref.key}"
+        raise Waiting(ValidationPhase.PENDING, missing, message)
     return text
 
 

@@ -208,15 +208,7 @@ def _checked(
 ) -> Observed:
     dsn = kube.secret_value(namespace, secret, "dsn") or ""
     health = inspect_clone(dsn, kube.secret_value(namespace, secret, "replicaDsn"))
-    if not health.reachable:
-        return Observed(
-            (FALSE, health.reason, health.message),
-            seeded,
-            (UNKNOWN, health.reason, health.message),
-            secret,
-            health,
-        )
-    if not health.marked:
+    if not health.reachable or not health.marked:  # unreachable, or maybe production
         return Observed(
             (FALSE, health.reason, health.message),
             seeded,
