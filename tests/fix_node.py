@@ -404,15 +404,19 @@ def live_clone_manifests(name: str, production: Production) -> list[dict[str, An
 
 
 def ready(cluster: Cluster, clone: Clone) -> dict[str, Any]:
-    return wait_status(
-        cluster,
+    """Wait as a user would: `kubectl wait` for the clone's Ready condition."""
+    cluster.kubectl(
+        "wait",
+        "-n",
         clone.namespace,
-        "stc",
-        clone.name,
-        f"clone {clone.name} Ready",
-        lambda s: s.get("phase") == "Ready",
-        timeout=420,
+        "--for=condition=Ready",
+        f"stc/{clone.name}",
+        "--timeout=420s",
+        timeout=450,
     )
+    status = cluster.status(clone.namespace, "stc", clone.name)
+    assert status["phase"] == "Ready"
+    return status
 
 
 @pytest.fixture(scope="session")
