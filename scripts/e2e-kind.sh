@@ -36,11 +36,4 @@ while read -r ref archive; do
   "$kind" load image-archive "$archive" --name "$CLUSTER"
 done <"$IMAGES"
 
-image_of() { awk -v name="$1" '$1 ~ name {print $1}' "$IMAGES"; }
-postgres_image=$(image_of '/pgparity/postgres:')
-PGPARITY_E2E_KUBECONFIG="$KUBECONFIG_FILE" \
-PGPARITY_E2E_IMAGE="$(image_of '/pgparity/pgparity:')" \
-PGPARITY_E2E_POSTGRES_IMAGE="${postgres_image%:*}" \
-PGPARITY_E2E_KUBECTL="$kubectl" \
-PGPARITY_E2E_HELM="$helm" \
-  .venv/bin/pytest -m node tests/node "$@"
+scripts/run-node-tests.sh "$KUBECONFIG_FILE" "$kubectl" "$helm" "$@"

@@ -16,9 +16,6 @@ IMAGES=${IMAGES_LIST:-.kube/images.list}
 PYTHON=${PYTHON:-python3}
 
 [[ -f $IMAGES ]] || { echo "test-node: no $IMAGES; run make images" >&2; exit 2; }
-image_of() { awk -v name="$1" '$1 ~ name {print $1}' "$IMAGES"; }
-pgparity_image=$(image_of '/pgparity/pgparity:')
-postgres_image=$(image_of '/pgparity/postgres:')
 helm=$(scripts/kube-assets.sh build helm 2>/dev/null)/helm
 
 teardown() {
@@ -40,10 +37,4 @@ netns=$("$PYTHON" tests/nodeplane.py status --state-dir "$STATE" --field netns)
 kubeconfig=$("$PYTHON" tests/nodeplane.py status --state-dir "$STATE" --field kubeconfig)
 kubectl=$("$PYTHON" tests/nodeplane.py status --state-dir "$STATE" --field kubectl)
 # Inside the namespace: the API server, Pod and Service addresses and the cluster DNS are there.
-ip netns exec "$netns" env \
-  PGPARITY_E2E_KUBECONFIG="$kubeconfig" \
-  PGPARITY_E2E_IMAGE="$pgparity_image" \
-  PGPARITY_E2E_POSTGRES_IMAGE="${postgres_image%:*}" \
-  PGPARITY_E2E_KUBECTL="$kubectl" \
-  PGPARITY_E2E_HELM="$helm" \
-  .venv/bin/pytest -m node tests/node "$@"
+ip netns exec "$netns" scripts/run-node-tests.sh "$kubeconfig" "$kubectl" "$helm" "$@"

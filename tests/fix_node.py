@@ -285,65 +285,52 @@ class Production:
     dsn: str
 
 
+def production_manifests(image: str, password: str) -> list[dict[str, Any]]:
+    """A Pod of the PostgreSQL image (initialised from PRODUCTION_SQL) and its Service."""
+    labels = {"app": "production"}
+    container = {
+        "name": "postgres",
+        "image": image,
+        "env": [
+            {"name": "POSTGRES_USER", "value": "app"},
+            {"name": "POSTGRES_PASSWORD", "value": password},
+            {"name": "POSTGRES_DB", "value": "shop"},
+            {"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"},
+        ],
+        "readinessProbe": {
+            "exec": {"command": ["pg_isready", "-U", "app", "-h", "127.0.0.1"]},
+            "periodSeconds": 2,
+        },
+        "volumeMounts": [
+            {"name": "data", "mountPath": "/var/lib/postgresql/data"},
+            {"name": "initdb", "mountPath": "/docker-entrypoint-initdb.d"},
+        ],
+    }
+    pod = {
+        "securityContext": {"runAsUser": 999, "runAsGroup": 999, "fsGroup": 999},
+        "containers": [container],
+        "volumes": [
+            {"name": "data", "emptyDir": {}},
+            {"name": "initdb", "configMap": {"name": "initdb"}},
+        ],
+    }
+    return [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "initdb"},
+         "data": {"shop.sql": PRODUCTION_SQL}},
+        {"apiVersion": "v1", "kind": "Pod",
+         "metadata": {"name": "production", "labels": labels}, "spec": pod},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "production"},
+         "spec": {"selector": labels, "ports": [{"port": 5432, "targetPort": 5432}]}},
+    ]  # fmt: skip
+
+
 @pytest.fixture(scope="session")
 def production(operator_release: Cluster) -> Iterator[Production]:
-    """A production database in its own namespace (a Pod of the PostgreSQL image)."""
+    """A production database in its own namespace."""
     cluster = operator_release
     namespace = fresh_namespace(cluster, "production")
     password = uuid.uuid4().hex
-    labels = {"app": "production"}
-    cluster.apply(
-        namespace,
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": "initdb"},
-            "data": {"shop.sql": PRODUCTION_SQL},
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": "production", "labels": labels},
-            "spec": {
-                "securityContext": {
-                    "runAsUser": 999,
-                    "runAsGroup": 999,
-                    "fsGroup": 999,
-                    "runAsNonRoot": True,
-                },
-                "containers": [
-                    {
-                        "name": "postgres",
-                        "image": f"{cluster.postgres_image}:15",
-                        "env": [
-                            {"name": "POSTGRES_USER", "value": "app"},
-                            {"name": "POSTGRES_PASSWORD", "value": password},
-                            {"name": "POSTGRES_DB", "value": "shop"},
-                            {"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"},
-                        ],
-                        "readinessProbe": {
-                            "exec": {"command": ["pg_isready", "-U", "app", "-h", "127.0.0.1"]},
-                            "periodSeconds": 2,
-                        },
-                        "volumeMounts": [
-                            {"name": "data", "mountPath": "/var/lib/postgresql/data"},
-                            {"name": "initdb", "mountPath": "/docker-entrypoint-initdb.d"},
-                        ],
-                    }
-                ],
-                "volumes": [
-                    {"name": "data", "emptyDir": {}},
-                    {"name": "initdb", "configMap": {"name": "initdb"}},
-                ],
-            },
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "production"},
-            "spec": {"selector": labels, "ports": [{"port": 5432, "targetPort": 5432}]},
-        },
-    )
+    cluster.apply(namespace, *production_manifests(f"{cluster.postgres_image}:15", password))
     cluster.kubectl(
         "wait", "-n", namespace, "--for=condition=Ready", "pod/production", "--timeout=180s"
     )

@@ -57,15 +57,14 @@ POD_CIDR = "10.244.0.0/24"
 POD_GATEWAY = "10.244.0.1"
 SERVICE_CIDR = kubeplane.SERVICE_CLUSTER_IP_RANGE
 CLUSTER_DOMAIN = "cluster.local"
+# Per namespace: forwarding between pods, bridged (pod-to-pod) traffic through kube-proxy's rules.
+SYSCTLS = ("net.ipv4.ip_forward=1", "net.bridge.bridge-nf-call-iptables=1")
 STORAGE_CLASS = "pgparity-local"
 PROVISIONER = "pgparity.invalid/hostpath"
 PAUSE_IMAGE = "localhost/pgparity/pause:3.10"
-NODE_BINARIES = ("kubelet", "kube-proxy", "kube-scheduler", "coredns", "crictl")
 READY_TIMEOUT = 180.0
 CNI_BIN = Path("/usr/lib/cni")
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pgparity" / "node"
-# Started in this order; stopped in the reverse (the kubelet before the sandboxes go).
-COMPONENTS = ("containerd", "kube-scheduler", "kubelet", "kube-proxy", "provisioner", "coredns")
 CONTAINER_LOGS = Path("/var/log/containers")  # the kubelet's symlinks; a fixed path upstream
 
 
@@ -199,17 +198,7 @@ def create_netns(layout: Layout) -> None:
     run("ip", "-n", ns, "addr", "add", f"{NODE_IP}/32", "dev", "lo")
     run("ip", "-n", ns, "addr", "add", f"{DNS_IP}/32", "dev", "lo")
     run("ip", "-n", ns, "route", "add", SERVICE_CIDR, "dev", "lo", "src", NODE_IP)
-    # Per-namespace sysctls: forwarding between pods, bridged traffic through iptables.
-    run(
-        "ip",
-        "netns",
-        "exec",
-        ns,
-        "sysctl",
-        "-qw",
-        "net.ipv4.ip_forward=1",
-        "net.bridge.bridge-nf-call-iptables=1",
-    )
+    run("ip", "netns", "exec", ns, "sysctl", "-qw", *SYSCTLS)
     # What `ip netns exec NS ...` (the tests) resolves with: the cluster DNS.
     layout.resolv_conf.parent.mkdir(parents=True, exist_ok=True)
     layout.resolv_conf.write_text(
