@@ -65,6 +65,7 @@ PAUSE_IMAGE = "localhost/pgparity/pause:3.10"
 READY_TIMEOUT = 180.0
 CNI_BIN = Path("/usr/lib/cni")
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pgparity" / "node"
+RUN_NETNS = Path("/run/netns")  # iproute2's named network namespaces
 CONTAINER_LOGS = Path("/var/log/containers")  # the kubelet's symlinks; a fixed path upstream
 
 
@@ -90,7 +91,7 @@ class Layout:
 
     @property
     def netns_path(self) -> Path:
-        return Path("/run/netns") / self.name
+        return RUN_NETNS / self.name
 
     @property
     def plane(self) -> Path:
@@ -204,6 +205,24 @@ def create_netns(layout: Layout) -> None:
     layout.resolv_conf.write_text(
         f"nameserver {DNS_IP}\nsearch {CLUSTER_DOMAIN}\noptions ndots:5\n"
     )
+
+
+def run_netns_state() -> str:
+    if not RUN_NETNS.exists():
+        return "absent"
+    return "mounted" if RUN_NETNS in mounts_below([RUN_NETNS]) else "directory"
+
+
+def release_run_netns(layout: Layout) -> None:
+    """Put /run/netns back as `up` found it, when no namespace is left in it."""
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        found = json.loads(layout.info.read_text())["runNetns"]
+        if found == "mounted" or any(RUN_NETNS.iterdir()):
+            return
+        if run_netns_state() == "mounted":
+            run("umount", str(RUN_NETNS), check=False)
+        if found == "absent":
+            RUN_NETNS.rmdir()
 
 
 def delete_netns(layout: Layout) -> None:
@@ -652,7 +671,14 @@ def up(layout: Layout, images: Path) -> int:
     down(layout, quiet=True)  # what a killed run may have left
     started = time.monotonic()
     layout.state.mkdir(parents=True, exist_ok=True)
-    info = {"netns": layout.name, "cgroup": f"/{layout.name}", "nodeAssets": str(bins)}
+    info = {
+        "netns": layout.name,
+        "cgroup": f"/{layout.name}",
+        "nodeAssets": str(bins),
+        # `ip netns add` makes /run/netns (a directory, then a mount point) the first time:
+        # `down` undoes what it found undone.
+        "runNetns": run_netns_state(),
+    }
     layout.info.write_text(json.dumps(info))
     try:
         create_cgroups(layout)
@@ -822,6 +848,7 @@ def down(layout: Layout, quiet: bool = False) -> int:
     unmount_all(layout)
     remove_cgroups(layout)
     delete_netns(layout)
+    release_run_netns(layout)
     remove_log_links(layout)
     remove_state(layout)
     left = check_clean(layout, procs)
