@@ -394,7 +394,7 @@ def test_bad_observation_flags(pg_db: PgDatabase, migration: Path, tmp_path: Pat
     bad_explain.write_text("- name: q\n  uses_index: i\n")
     cases = [
         (["--traffic", str(tmp_path / "missing.yaml")], "does not exist"),
-        (["--traffic", str(broken_yaml)], "is not valid YAML (line"),
+        (["--traffic", str(broken_yaml)], "is not valid YAML: line 2, column 1"),
         (["--traffic", str(bad_field)], "statements[0].params: no values for id"),
         (["--traffic", "auto", "--traffic-clients", "0"], "--traffic-clients"),
         (["--hold-lock", "orders"], "expected TABLE:SECONDS"),
