@@ -139,10 +139,13 @@ def _open_regular(path: Path, kind: InputKind) -> BinaryIO:
         raise UsageError(f"{kind.what} {path} does not exist") from exc
     except OSError as exc:
         raise UsageError(f"{kind.what} {path} cannot be read: {exc.strerror}") from exc
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
+    status = os.fstat(fd)
+    if not stat.S_ISREG(status.st_mode):
         os.close(fd)
-        raise UsageError(f"{kind.what} {path} is {_file_type(mode)}, not a regular file")
+        raise UsageError(f"{kind.what} {path} is {_file_type(status.st_mode)}, not a regular file")
+    if status.st_size > kind.limit:  # the readers stop at the limit too: the file may grow
+        os.close(fd)
+        raise UsageError(_too_large(path, kind))
     os.set_blocking(fd, True)
     return os.fdopen(fd, "rb")
 

@@ -33,7 +33,8 @@ _MAX_REMEMBERED = 4096
 
 _URI_USERINFO = re.compile(r"(?i)\b(postgres(?:ql)?://[^\s:/@]*):\S*@")
 _URI_QUERY = re.compile(r"(?i)([?&]password=)[^&\s\"'<>]*")
-_KEYWORD_VALUE = r"""('(?:[^'\\]|\\.)*'?|(?:[^\s'"\\<>&;,)\]}]|\\.)+)"""
+# A quoted value may itself sit in a SQL literal, its quotes doubled: password=''a b''.
+_KEYWORD_VALUE = r"""((?:''|')(?:[^'\\]|\\.)*(?:''|')?|(?:[^\s'"\\<>&;,)\]}]|\\.)+)"""
 _KEYWORD = re.compile(r"(?i)\b((?:pg)?password\s*=\s*)" + _KEYWORD_VALUE)
 _QUERY_VALUE = re.compile(r"(?i)[?&]password=([^&\s]*)")
 # libpq keywords that make a "password=" part of a connection string rather than of SQL.
@@ -98,7 +99,8 @@ def _lenient_passwords(dsn: str) -> list[str]:
     for match in _KEYWORD.finditer(dsn):
         value = match.group(2)
         if value.startswith("'"):
-            value = re.sub(r"\\(.)", r"\1", value[1:].removesuffix("'"))
+            quote = "''" if value.startswith("''") else "'"
+            value = re.sub(r"\\(.)", r"\1", value.removeprefix(quote).removesuffix(quote))
         found.append(value)
     return found
 

@@ -99,9 +99,10 @@ class ExplainQuery:
     max_total_cost: float | None = None
 
     def problems(self) -> list[tuple[str, str]]:
+        found = [("sql", p) for p in [control_character(self.sql, form_feed=True)] if p]
         if self.max_total_cost is not None and self.max_total_cost < 0:
-            return [("maxTotalCost", "must not be negative")]
-        return []
+            found.append(("maxTotalCost", "must not be negative"))
+        return found
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from functools import partial
 from typing import Any
 
 from pgparity.errors import SpecError
+from pgparity.inputs import control_character
 from pgparity.models.codec import FILE, decode
 from pgparity.models.migration_validation import ExplainQuery
 from pgparity.models.quantities import in_range, parse_duration
@@ -57,6 +58,9 @@ class WorkloadStatement:
     params: dict[str, ParamSpec] = field(default_factory=dict)
 
     def problems(self) -> list[tuple[str, str]]:
+        problem = control_character(self.sql, form_feed=True)
+        if problem:
+            return [("sql", problem)]
         if not 0 < self.weight <= MAX_WEIGHT:
             return [("weight", f"must be positive and at most {MAX_WEIGHT:g}")]
         used = set(re.findall(r"%\((\w+)\)s", self.sql))
