@@ -19,6 +19,7 @@ import os
 import re
 import stat
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -30,29 +31,34 @@ KIB = 1024
 MIB = 1024 * KIB
 
 
+# Control characters a format allows beyond TAB, LF and CR. Form feed is whitespace to
+# PostgreSQL's scanner, pglast's and psql's alike. JSON allows DEL raw (json.dumps writes it so).
+SQL_ALLOWED = "\x0c"
+JSON_ALLOWED = "\x7f"
+
+
 @dataclass(frozen=True)
 class InputKind:
     """What a file is for: its name in messages, its size limit and what it may contain."""
 
     what: str
     limit: int
-    form_feed: bool = False  # PostgreSQL's scanner (and pglast's, and psql's) takes it as space
+    allowed: str = ""  # control characters this format allows beyond TAB, LF and CR
 
 
-MIGRATION = InputKind("migration file", 32 * MIB, form_feed=True)
-SEED_SQL = InputKind("seed SQL file", 1024 * MIB, form_feed=True)
+MIGRATION = InputKind("migration file", 32 * MIB, SQL_ALLOWED)
+SEED_SQL = InputKind("seed SQL file", 1024 * MIB, SQL_ALLOWED)
 YAML_FILE = InputKind("YAML file", 4 * MIB)
-BASELINE = InputKind("baseline file", 256 * MIB)
+BASELINE = InputKind("baseline file", 256 * MIB, JSON_ALLOWED)
 KEY_FILE = InputKind("key file", 64 * KIB)
 
 MAX_YAML_DEPTH = 32
 # YAML integers must fit PostgreSQL's bigint, the widest integer any of them ends up in.
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
-# C0 controls and DEL, except TAB, LF and CR (and FF where the reader is a SQL scanner). VT is
-# refused on purpose: PostgreSQL 16 made it whitespace, older servers and parsers do not.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_CONTROL_BUT_FORM_FEED = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+# C0 controls and DEL, except TAB, LF and CR (and what a format allows). VT is refused even in
+# SQL on purpose: PostgreSQL 16 made it whitespace, older servers and parsers do not.
+_CONTROLS = "".join(chr(c) for c in [*range(0x20), 0x7F] if chr(c) not in "\t\n\r")
 _NAMES = {0x00: "NUL", 0x0B: "vertical tab", 0x0C: "form feed", 0x1B: "ESC", 0x7F: "DEL"}
 _CHUNK = MIB
 
@@ -81,7 +87,7 @@ def read_text(path: Path, kind: InputKind) -> str:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise UsageError(f"{kind.what} {path} is not UTF-8 (byte {exc.start})") from exc
-    check_text(text, f"{kind.what} {path}", form_feed=kind.form_feed)
+    check_text(text, f"{kind.what} {path}", allowed=kind.allowed)
     return text
 
 
@@ -111,9 +117,15 @@ def check_no_nul(path: Path, kind: InputKind) -> None:
                 raise UsageError(_too_large(path, kind))
 
 
-def control_character(text: str, *, form_feed: bool = False) -> str | None:
+@cache
+def _control_pattern(allowed: str) -> re.Pattern[str]:
+    refused = "".join(c for c in _CONTROLS if c not in allowed)
+    return re.compile("[" + re.escape(refused) + "]")
+
+
+def control_character(text: str, *, allowed: str = "") -> str | None:
     """``line 3, column 7: control character U+0000 (NUL) is not allowed``, or None."""
-    match = (_CONTROL_BUT_FORM_FEED if form_feed else _CONTROL).search(text)
+    match = _control_pattern(allowed).search(text)
     if match is None:
         return None
     at = match.start()
@@ -124,8 +136,13 @@ def control_character(text: str, *, form_feed: bool = False) -> str | None:
     return f"line {line}, column {column}: control character U+{code:04X}{name} is not allowed"
 
 
-def check_text(text: str, where: str, *, form_feed: bool = False) -> None:
-    problem = control_character(text, form_feed=form_feed)
+def sql_control_character(text: str) -> str | None:
+    """The first control character SQL text must not contain (see ``control_character``)."""
+    return control_character(text, allowed=SQL_ALLOWED)
+
+
+def check_text(text: str, where: str, *, allowed: str = "") -> None:
+    problem = control_character(text, allowed=allowed)
     if problem is not None:
         raise UsageError(f"{where}: {problem}")
 

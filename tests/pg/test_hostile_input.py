@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -23,7 +24,14 @@ from fix_pg import PgDatabase, postgres_processes_under, start_local_validation
 from pgparity.engine.localcluster import LocalCluster, free_port
 
 PGPARITY = [sys.executable, "-m", "pgparity"]
-HANG = 30.0  # seconds after which a run counts as hung
+HANG = 20.0  # seconds after which a run counts as hung
+# A regression that reads /dev/zero or expands an alias bomb must fail the test, not exhaust
+# the memory of a machine others share: each run gets at most this much address space.
+MEMORY_LIMIT = 4 * 1024**3
+
+
+def _limit_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
 
 
 def run(
@@ -36,6 +44,7 @@ def run(
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, **(env or {})},
+        preexec_fn=_limit_memory,
     ) as process:
         try:
             out, err = process.communicate(timeout=timeout)

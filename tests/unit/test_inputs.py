@@ -7,6 +7,7 @@ misreading.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 
 from pgparity.errors import UsageError
 from pgparity.inputs import (
+    BASELINE,
     KEY_FILE,
     MIGRATION,
     SEED_SQL,
@@ -26,6 +28,7 @@ from pgparity.inputs import (
     parse_yaml,
     read_bytes,
     read_text,
+    sql_control_character,
 )
 
 
@@ -49,7 +52,7 @@ class TestControlCharacters:
         ],
     )
     def test_refused_with_line_and_column(self, text: str, where: str) -> None:
-        problem = control_character(text, form_feed=True)
+        problem = sql_control_character(text)
         assert problem is not None
         assert where in problem
 
@@ -63,10 +66,10 @@ class TestControlCharacters:
         ],
     )
     def test_tab_newlines_and_form_feed_are_sql_whitespace(self, text: str) -> None:
-        assert control_character(text, form_feed=True) is None
+        assert sql_control_character(text) is None
 
     def test_form_feed_is_refused_outside_sql(self) -> None:
-        assert "form feed" in (control_character("a: 1\x0c", form_feed=False) or "")
+        assert "form feed" in (control_character("a: 1\x0c") or "")
 
     @pytest.mark.parametrize("code", [c for c in range(0x20) if c not in (9, 10, 12, 13)] + [0x7F])
     def test_every_other_c0_control_and_del_in_a_migration_file(
@@ -76,6 +79,14 @@ class TestControlCharacters:
         path.write_bytes(b"SELECT 1;\n  SELECT " + bytes([code]) + b"2;\n")
         with pytest.raises(UsageError, match=rf"{path}: line 2, column 10: .*U\+{code:04X}"):
             read_text(path, MIGRATION)
+
+    def test_a_baseline_may_carry_del_as_json_dumps_writes_it(self, tmp_path: Path) -> None:
+        path = tmp_path / "baseline.json"
+        path.write_text(json.dumps({"comment": "a\x7f\x01"}, ensure_ascii=False))
+        assert json.loads(read_text(path, BASELINE)) == {"comment": "a\x7f\x01"}
+        path.write_text('{"a": 1}\x00')
+        with pytest.raises(UsageError, match="U\\+0000 \\(NUL\\)"):
+            read_text(path, BASELINE)
 
     def test_seed_sql_refuses_nul_only_and_counts_lines_across_chunks(self, tmp_path: Path) -> None:
         path = tmp_path / "seed.sql"

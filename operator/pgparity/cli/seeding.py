@@ -238,7 +238,7 @@ def _parity(
 
 def cmd_parity(args: argparse.Namespace) -> int:
     policy = read_policy(args.policy) if args.policy else None
-    queries = explain_file(args.queries).queries if args.queries else ()
+    queries = explain_file(args.queries, "--queries").queries if args.queries else ()
     report = _parity(args.production_dsn, args.staging_dsn, policy, queries)
     if args.format == "json":
         sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")

@@ -241,7 +241,7 @@ def _traffic_plan(args: argparse.Namespace) -> TrafficPlan | None:
     try:
         return TrafficPlan(workload=Workload.parse(document))
     except SpecError as exc:
-        raise UsageError(f"--traffic file {args.traffic}: {exc}") from None
+        raise UsageError(f"--traffic file {args.traffic}: {exc}") from exc
 
 
 def _budgets(args: argparse.Namespace) -> Budgets:
@@ -272,11 +272,11 @@ def _budgets(args: argparse.Namespace) -> Budgets:
     )
 
 
-def explain_file(path: Path) -> ExplainFile:
+def explain_file(path: Path, flag: str = "--explain") -> ExplainFile:
     try:
-        return ExplainFile.parse(load_yaml(path, "--explain"))
+        return ExplainFile.parse(load_yaml(path, flag))
     except SpecError as exc:
-        raise UsageError(f"--explain file {path}: {exc}") from None
+        raise UsageError(f"{flag} file {path}: {exc}") from exc
 
 
 def _validate_local(

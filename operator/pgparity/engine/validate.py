@@ -63,7 +63,7 @@ class MigrationFile:
     def __post_init__(self) -> None:
         # However the text arrived (a file, a ConfigMap, a test), a control character in it
         # would make the parser and the server see different statements.
-        check_text(self.text, f"migration file {self.path}", form_feed=MIGRATION.form_feed)
+        check_text(self.text, f"migration file {self.path}", allowed=MIGRATION.allowed)
 
     @classmethod
     def read(cls, path: Path) -> MigrationFile:

@@ -19,7 +19,7 @@ import kopf
 from pgparity import metrics
 from pgparity.errors import SpecError
 from pgparity.handlers.common import SETTINGS, announce, apply_status, now, seconds_between
-from pgparity.inputs import control_character
+from pgparity.inputs import sql_control_character
 from pgparity.kube import client as kube
 from pgparity.kube.reports import read_report
 from pgparity.manifests.labels import CLONE_LABEL, KEY_LABEL
@@ -168,7 +168,7 @@ def _migration_sql(spec: MigrationValidationSpec, namespace: str) -> str:
     ref = spec.migration.config_map_ref
     assert ref is not None
     text = _configmap_text(namespace, ref, "MigrationNotFound")
-    problem = control_character(text, form_feed=True)
+    problem = sql_control_character(text)
     if problem:
         message = f"ConfigMap {ref.name} key {ref.key}: {problem}"
         raise Waiting(ValidationPhase.FAILED, "InvalidMigration", message, failed=True)

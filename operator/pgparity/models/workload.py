@@ -13,7 +13,7 @@ from functools import partial
 from typing import Any
 
 from pgparity.errors import SpecError
-from pgparity.inputs import control_character
+from pgparity.inputs import sql_control_character
 from pgparity.models.codec import FILE, decode
 from pgparity.models.migration_validation import ExplainQuery
 from pgparity.models.quantities import in_range, parse_duration
@@ -58,7 +58,7 @@ class WorkloadStatement:
     params: dict[str, ParamSpec] = field(default_factory=dict)
 
     def problems(self) -> list[tuple[str, str]]:
-        problem = control_character(self.sql, form_feed=True)
+        problem = sql_control_character(self.sql)
         if problem:
             return [("sql", problem)]
         if not 0 < self.weight <= MAX_WEIGHT:
