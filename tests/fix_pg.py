@@ -8,8 +8,14 @@ isolated without paying for a cluster each.
 from __future__ import annotations
 
 import itertools
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -128,3 +134,36 @@ def validate_sql(
     )
     target = Target(db.dsn, db.replica_dsn if replica else None)
     return validate(MigrationFile.read(path), target, options)
+
+
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    """A directory the unprivileged PostgreSQL user can traverse (pytest's tmp_path is 0700)."""
+    path = Path(tempfile.mkdtemp(prefix="pgparity-test-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def postgres_processes_under(directory: Path) -> list[str]:
+    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if "postgres" in line and str(directory) in line]
+
+
+def start_local_validation(migration: Path, workdir: Path) -> tuple[subprocess.Popen[str], str]:
+    """``pgparity validate --local`` in ``workdir``, returned with the progress seen so far
+    once the migration's first statement is running."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pgparity", "validate", "--local", "--migration", str(migration)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PGPARITY_WORKDIR": str(workdir)},
+    )
+    assert process.stderr is not None
+    seen = []
+    for line in process.stderr:
+        seen.append(line)
+        if "statement 1 (line 1)" in line:
+            break
+    return process, "".join(seen)

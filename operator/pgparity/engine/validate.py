@@ -36,6 +36,7 @@ from pgparity.engine.plans import PlanComparison, PlanOutcome, compare, explain_
 from pgparity.engine.statements import ParsedMigration, parse_migration
 from pgparity.engine.traffic import existing_tables
 from pgparity.errors import UsageError
+from pgparity.inputs import MIGRATION, check_text, read_text
 from pgparity.models.migration_validation import ExplainQuery
 from pgparity.models.report import (
     Finding,
@@ -59,23 +60,19 @@ class MigrationFile:
     text: str
     sha256: str
 
+    def __post_init__(self) -> None:
+        # However the text arrived (a file, a ConfigMap, a test), a control character in it
+        # would make the parser and the server see different statements.
+        check_text(self.text, f"migration file {self.path}", allowed=MIGRATION.allowed)
+
     @classmethod
     def read(cls, path: Path) -> MigrationFile:
-        """Read a migration; missing, unreadable, empty or non-UTF-8 files are bad input."""
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise UsageError(f"migration file {path} does not exist") from None
-        except IsADirectoryError:
-            raise UsageError(f"migration file {path} is a directory") from None
-        except OSError as exc:
-            raise UsageError(f"cannot read migration file {path}: {exc.strerror}") from None
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise UsageError(f"migration file {path} is not UTF-8 (byte {exc.start})") from None
+        """Read a migration; missing, unreadable, empty, non-UTF-8, oversized files and files
+        with control characters (a NUL hides the rest from the parser) are bad input."""
+        text = read_text(path, MIGRATION)
         if not text.strip():
             raise UsageError(f"migration file {path} is empty")
+        data = text.encode("utf-8")  # the file's own bytes: UTF-8 decoding is lossless
         return cls(path=str(path), text=text, sha256=hashlib.sha256(data).hexdigest())
 
 
