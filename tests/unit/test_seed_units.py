@@ -132,15 +132,15 @@ def test_policy_parse_names_the_bad_field_and_hashes_meaning() -> None:
 
 def test_suggestions() -> None:
     email = _column("t", "email", not_null=True)
-    assert suggest_rule(email, is_key=True)[0] == "{transform: email, unique: true}"
-    assert suggest_rule(email, is_key=False)[0] == "email"
-    assert suggest_rule(_column("t", "password_hash", not_null=True), False)[0] == "fill"
-    assert suggest_rule(_column("t", "ssn"), False)[0] == "null"
+    assert suggest_rule(email, is_key=True).rule == "{transform: email, unique: true}"
+    assert suggest_rule(email, is_key=False).rule == "email"
+    assert suggest_rule(_column("t", "password_hash", not_null=True), False).rule == "fill"
+    assert suggest_rule(_column("t", "ssn"), False).rule == "null"
     assert (
-        suggest_rule(_column("t", "date_of_birth", "date", "date", "D"), False)[0]
+        suggest_rule(_column("t", "date_of_birth", "date", "date", "D"), False).rule
         == "{transform: date_shift, days: 30}"
     )
-    assert suggest_rule(_column("t", "amount", "numeric", "numeric", "N"), False)[0] == "keep"
+    assert suggest_rule(_column("t", "amount", "numeric", "numeric", "N"), False).rule == "keep"
     text = suggested_policy_text(_catalog(), "db")
     assert (
         Policy.parse(yaml.safe_load(text)).tables["public.users"].columns["bio"].transform == "fill"
