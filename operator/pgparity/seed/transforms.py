@@ -327,9 +327,9 @@ def _partial(column: ColumnInfo, params: Mapping[str, Any], ctx: Context) -> Mas
     """
     value = source_column(column)
     half = sql.SQL("(length({}) / 2)").format(value)
-    first = sql.SQL("least({}, {})").format(sql.Literal(int(params.get("first", 0))), half)
+    first = sql.SQL("least({}, {})").format(sql.Literal(_count(params.get("first", 0))), half)
     last = sql.SQL("least({}, {} - {})").format(
-        sql.Literal(int(params.get("last", 0))), half, first
+        sql.Literal(_count(params.get("last", 0))), half, first
     )
     return Masked(
         _cast(
@@ -339,6 +339,12 @@ def _partial(column: ColumnInfo, params: Mapping[str, Any], ctx: Context) -> Mas
             column,
         )
     )
+
+
+def _count(value: Any) -> int:
+    """A character count in [0, 2^30]: negative counts would make left()/right() drop from the
+    other end, and no text value is longer (1 GB)."""
+    return min(max(int(value), 0), 2**30)
 
 
 def _check_partial(params: Mapping[str, Any], column: ColumnInfo) -> list[str]:
