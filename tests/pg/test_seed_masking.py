@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,7 @@ from typing import Any
 import pytest
 from psycopg import sql
 
-from fix_pg import PgDatabase, _create_database, _drop_database
-from pgparity.engine.localcluster import LocalCluster
+from fix_pg import PgDatabase
 from pgparity.seed.transforms import TRANSFORMS, ColumnInfo, Context
 
 PGPARITY = [sys.executable, "-m", "pgparity"]
@@ -38,13 +36,6 @@ def strings() -> list[str]:
         for n in range(41)
         for alphabet in ALPHABETS
     ]
-
-
-@pytest.fixture
-def target(pg_cluster: LocalCluster) -> Iterator[PgDatabase]:
-    db = _create_database(pg_cluster, clone=False)
-    yield db
-    _drop_database(pg_cluster, db.name)
 
 
 def pgparity(*args: str) -> subprocess.CompletedProcess[str]:
@@ -92,7 +83,7 @@ class TestPartialMasksEveryLength:
     """``partial`` keeps at most half of any value, whatever ``first`` and ``last`` say."""
 
     def test_seeded_values_keep_at_most_half(
-        self, pg_plain_db: PgDatabase, target: PgDatabase, tmp_path: Path
+        self, pg_plain_db: PgDatabase, pg_target_db: PgDatabase, tmp_path: Path
     ) -> None:
         columns = [f"p{first}_{last}" for first, last in PARTIAL]
         pg_plain_db.execute(
@@ -111,11 +102,11 @@ class TestPartialMasksEveryLength:
             rules[column] = {"transform": "partial", "first": first, "last": last}
         seed(
             pg_plain_db,
-            target,
+            pg_target_db,
             {"version": 1, "tables": {"public.words": {"columns": rules}}},
             tmp_path,
         )
-        before, after = by_id(pg_plain_db, "words"), by_id(target, "words")
+        before, after = by_id(pg_plain_db, "words"), by_id(pg_target_db, "words")
         assert after[-1] == (None,) * len(columns)
         for row, values in before.items():
             for (first, last), value, masked in zip(PARTIAL, values, after[row], strict=True):
@@ -168,7 +159,7 @@ class TestPartialMasksEveryLength:
     def test_seed_refuses_meaningless_parameters_before_writing(
         self,
         pg_plain_db: PgDatabase,
-        target: PgDatabase,
+        pg_target_db: PgDatabase,
         tmp_path: Path,
         params: dict[str, Any],
         message: str,
@@ -186,12 +177,12 @@ class TestPartialMasksEveryLength:
         path = tmp_path / "policy.yaml"
         path.write_text(json.dumps(policy))
         result = pgparity(
-            "seed", "--source-dsn", pg_plain_db.dsn, "--target-dsn", target.dsn,
+            "seed", "--source-dsn", pg_plain_db.dsn, "--target-dsn", pg_target_db.dsn,
             "--policy", str(path), "--replace",
         )  # fmt: skip
         assert result.returncode == 2, result.stderr
         assert f"public.cards.number: {message}" in result.stderr
-        assert target.scalar("SELECT count(*) FROM pg_class WHERE relname = 'cards'") == 0
+        assert pg_target_db.scalar("SELECT count(*) FROM pg_class WHERE relname = 'cards'") == 0
         checked = pgparity("policy", "check", "--dsn", pg_plain_db.dsn, "--policy", str(path))
         assert checked.returncode == 1
         assert f"public.cards.number: {message}" in checked.stdout
@@ -207,7 +198,7 @@ class TestNoTransformCopiesRawValues:
     """Every masking transform, over ranges and parameters: no non-empty value survives."""
 
     def test_numbers_dates_and_text(
-        self, pg_plain_db: PgDatabase, target: PgDatabase, tmp_path: Path
+        self, pg_plain_db: PgDatabase, pg_target_db: PgDatabase, tmp_path: Path
     ) -> None:
         pg_plain_db.execute("""
             CREATE TABLE mixed (
@@ -282,17 +273,17 @@ class TestNoTransformCopiesRawValues:
         }
         seed(
             pg_plain_db,
-            target,
+            pg_target_db,
             {"version": 1, "tables": {"public.mixed": {"columns": columns}}},
             tmp_path,
         )
-        unchanged = differing(pg_plain_db, target, "mixed")
+        unchanged = differing(pg_plain_db, pg_target_db, "mixed")
         # hash_int into [0, 9] or [0, 2] and [-100, 100] can land on the value by chance: the
         # transform never reads the value's magnitude, so an equal output reveals nothing.
         by_chance = ("i2b", "i4b", "hi")
         assert [u for u in unchanged if not u.split(", ")[1].startswith(by_chance)] == []
-        assert by_id(target, "mixed")[-1] == (None,) * (len(columns) - 1)
-        before, after = by_id(pg_plain_db, "mixed"), by_id(target, "mixed")
+        assert by_id(pg_target_db, "mixed")[-1] == (None,) * (len(columns) - 1)
+        before, after = by_id(pg_plain_db, "mixed"), by_id(pg_target_db, "mixed")
         names = list(columns)[1:]
         for row in before:
             if row < 0:
@@ -365,7 +356,7 @@ class TestPolicyInitMasksStructuredColumns:
     domains over them) never reach the target when `policy init`'s suggestions are accepted."""
 
     def test_no_canary_reaches_the_target(
-        self, pg_plain_db: PgDatabase, target: PgDatabase, tmp_path: Path
+        self, pg_plain_db: PgDatabase, pg_target_db: PgDatabase, tmp_path: Path
     ) -> None:
         pg_plain_db.execute(STRUCTURED_SOURCE)
         path = tmp_path / "policy.yaml"
@@ -380,29 +371,29 @@ class TestPolicyInitMasksStructuredColumns:
             assert "# REVIEW" in lines[column], lines[column]
         assert lines["amount"].strip() == "amount: keep"
         seeded = pgparity(
-            "seed", "--source-dsn", pg_plain_db.dsn, "--target-dsn", target.dsn,
+            "seed", "--source-dsn", pg_plain_db.dsn, "--target-dsn", pg_target_db.dsn,
             "--policy", str(path), "--no-parity", "--quiet",
         )  # fmt: skip
         assert seeded.returncode == 0, seeded.stderr
-        bindir = target.cluster.bindir
+        bindir = pg_target_db.cluster.bindir
         assert bindir is not None
         dumps = [
             subprocess.run(
                 [str(bindir / "pg_dump"), "--data-only", "-d", db.dsn],
                 capture_output=True, text=True, check=True,
             ).stdout.lower()
-            for db in (pg_plain_db, target)
+            for db in (pg_plain_db, pg_target_db)
         ]  # fmt: skip
         for needle in ("canary", "zqcanarytsv", b"canary".hex()):
             assert needle in dumps[0]  # the scan would see it
             assert needle not in dumps[1], needle
-        with target.connect() as conn:
+        with pg_target_db.connect() as conn:
             text = conn.execute("SELECT string_agg(p::text, ' ') FROM profiles p").fetchone()
         assert text is not None
         assert "canary" not in str(text[0]).lower()
 
     def test_jsonb_mask_keeps_keys_and_shape_and_equal_documents_stay_equal(
-        self, pg_plain_db: PgDatabase, target: PgDatabase, tmp_path: Path
+        self, pg_plain_db: PgDatabase, pg_target_db: PgDatabase, tmp_path: Path
     ) -> None:
         pg_plain_db.execute(STRUCTURED_SOURCE)
         columns: dict[str, Any] = dict.fromkeys(STRUCTURED_COLUMNS, "null")
@@ -412,14 +403,14 @@ class TestPolicyInitMasksStructuredColumns:
                     (("nicks", "{}"), ("office", "(,)"), ("blob", ""))}  # fmt: skip
         seed(
             pg_plain_db,
-            target,
+            pg_target_db,
             {"version": 1, "tables": {"public.profiles": {"columns": columns}}},
             tmp_path,
         )
         query = "SELECT id, settings, raw, meta, prefs FROM profiles ORDER BY id"
         with pg_plain_db.connect() as conn:
             before = conn.execute(query).fetchall()
-        with target.connect() as conn:
+        with pg_target_db.connect() as conn:
             after = conn.execute(query).fetchall()
         for was, now in zip(before, after, strict=True):
             for old, new in zip(was[1:], now[1:], strict=True):

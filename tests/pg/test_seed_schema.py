@@ -15,14 +15,12 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from psycopg import sql
 
-from fix_pg import PgDatabase, _create_database, _drop_database
-from pgparity.engine.localcluster import LocalCluster
+from fix_pg import PgDatabase
 
 PGPARITY = [sys.executable, "-m", "pgparity"]
 
@@ -176,13 +174,6 @@ def keep_everything(db: PgDatabase, path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def target(pg_cluster: LocalCluster) -> Iterator[PgDatabase]:
-    db = _create_database(pg_cluster, clone=False)
-    yield db
-    _drop_database(pg_cluster, db.name)
-
-
 def seed(source: PgDatabase, target: PgDatabase, policy: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PGPARITY_")}
     return subprocess.run(
@@ -193,17 +184,17 @@ def seed(source: PgDatabase, target: PgDatabase, policy: Path) -> subprocess.Com
 
 
 class TestSchemaObjectsRoundTripExactly:
-    """Hostile names and comments arrive exactly, and run nothing on the target."""
+    """Hostile names and comments arrive exactly, and run nothing on the pg_target_db."""
 
     @pytest.mark.parametrize("text", list(HOSTILE.values()), ids=list(HOSTILE))
     def test_names_and_comments_round_trip(
-        self, pg_plain_db: PgDatabase, target: PgDatabase, tmp_path: Path, text: str
+        self, pg_plain_db: PgDatabase, pg_target_db: PgDatabase, tmp_path: Path, text: str
     ) -> None:
         with pg_plain_db.connect() as conn:
             conn.execute(_hostile_schema(text))
-        result = seed(pg_plain_db, target, keep_everything(pg_plain_db, tmp_path / "p.yaml"))
+        result = seed(pg_plain_db, pg_target_db, keep_everything(pg_plain_db, tmp_path / "p.yaml"))
         assert result.returncode == 0, result.stderr
-        assert catalog_of(target) == catalog_of(pg_plain_db)
+        assert catalog_of(pg_target_db) == catalog_of(pg_plain_db)
         report = json.loads(result.stdout)
         assert report["source_digest"] == report["target_digest"]
         built = {(b["kind"], b["name"]) for b in report["index_builds"]}
@@ -213,11 +204,11 @@ class TestSchemaObjectsRoundTripExactly:
         query = sql.SQL(counts).format(
             sql.Identifier("public", f"t {text}"), sql.Identifier("public", f"p {text}")
         )
-        with target.connect() as conn:
+        with pg_target_db.connect() as conn:
             assert conn.execute(query).fetchone() == (80, 50)
 
     def test_a_comment_crafted_to_close_a_literal_runs_nothing(
-        self, pg_plain_db: PgDatabase, target: PgDatabase, tmp_path: Path
+        self, pg_plain_db: PgDatabase, pg_target_db: PgDatabase, tmp_path: Path
     ) -> None:
         # Dropping the line that starts with a backslash left the first comment's literal open,
         # and the second comment's text then ran as SQL.
@@ -228,8 +219,8 @@ class TestSchemaObjectsRoundTripExactly:
             COMMENT ON INDEX ia IS E'x\\n\\\\';
             COMMENT ON INDEX ib IS '; CREATE TABLE public.pwned (); --';
         """)
-        result = seed(pg_plain_db, target, keep_everything(pg_plain_db, tmp_path / "p.yaml"))
+        result = seed(pg_plain_db, pg_target_db, keep_everything(pg_plain_db, tmp_path / "p.yaml"))
         assert result.returncode == 0, result.stderr
-        assert target.scalar("SELECT to_regclass('public.pwned')") is None
-        assert catalog_of(target) == catalog_of(pg_plain_db)
-        assert target.scalar("SELECT obj_description('ia'::regclass)") == "x\n\\"
+        assert pg_target_db.scalar("SELECT to_regclass('public.pwned')") is None
+        assert catalog_of(pg_target_db) == catalog_of(pg_plain_db)
+        assert pg_target_db.scalar("SELECT obj_description('ia'::regclass)") == "x\n\\"
