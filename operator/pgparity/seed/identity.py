@@ -55,9 +55,9 @@ SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity WHERE application_name 
 class Proof(StrEnum):
     """Why the target is not the source."""
 
-    OTHER_DATABASE = "a different database"
-    OTHER_SERVER = "another server, and the source is not a standby"
-    OTHER_CLUSTER = "another server with another system identifier"
+    OTHER_DATABASE = "it is another database"
+    OTHER_SERVER = "it is on another server, and the source is not a standby"
+    OTHER_CLUSTER = "it is on another server, with another system identifier"
 
 
 @dataclass(frozen=True)
@@ -132,9 +132,10 @@ def _prove_other_cluster(source: ServerFacts, target: ServerFacts) -> Proof:
     ]
     if unreadable:
         raise UsageError(
-            "cannot prove the target is not the source: the source is a standby of database "
-            f"{source.database}, which the target also is named, and comparing system "
-            f"identifiers needs pg_control_system(): {'; '.join(unreadable)}"
+            "cannot prove the target is not the source: the source is a standby and its "
+            f"database has the target's name ({source.database}), so it may stream from the "
+            "target; comparing system identifiers needs pg_control_system(): "
+            + "; ".join(unreadable)
         )
     if source.system_identifier == target.system_identifier:
         raise UsageError(

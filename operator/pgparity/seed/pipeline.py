@@ -33,10 +33,10 @@ from pgparity.engine.connection import connect, error_message
 from pgparity.engine.digest import take_snapshot
 from pgparity.errors import DatabaseError, UsageError
 from pgparity.models.policy import Policy, RowsMode
-from pgparity.seed.catalog import read_catalog
+from pgparity.seed.catalog import SourceCatalog, TableInfo, read_catalog
 from pgparity.seed.identity import check_single_host, prove_not_source
 from pgparity.seed.load import SEED_APPLICATION, LoadPlan, TableCopy, load
-from pgparity.seed.plan import chunk_pages_for, copy_cost, copy_jobs
+from pgparity.seed.plan import CopyJob, chunk_pages_for, copy_cost, copy_jobs
 from pgparity.seed.policy_check import PolicyProblem, check_policy
 from pgparity.seed.postdata import (
     BuildTiming,
@@ -138,70 +138,90 @@ def seed(
         ) as source,
         tempfile.TemporaryDirectory(prefix="pgparity-seed-") as workdir,
     ):
-        catalog = read_catalog(source)
-        problems = check_policy(policy, catalog)
-        if problems:
-            raise PolicyRejectedError(problems)
-        if needs_key(policy) and options.key is None:
-            load_key(None, "")
+        catalog = _checked_catalog(source, policy, options)
         with connect(target_dsn, role="target") as target:
             proof = prove_not_source(source, target, target_dsn)
-            progress.say(f"target: {proof.value} than the source's")
+            progress.say(f"the target is not the source: {proof.value}")
             replacing = check_replaceable(target, options.replace)
             result.source_digest = take_snapshot(source).digest
             with clock("schema"):
-                snapshot, archive, sequences = _dump_schema(source, source_dsn, Path(workdir))
-                entries = classify_post_data(source, archive)
+                schema = _dump_schema(source, source_dsn, Path(workdir))
                 if replacing:
                     clear(target)
                     progress.say(f"--replace: dropped the {replacing} relations in the target")
                 _mark(target, state="incomplete", policy=policy)
-                progress.say(f"schema: pg_restore --section=pre-data (snapshot {snapshot})")
-                restore_section(archive, target_dsn, "pre-data")
-        tables = [
-            t for t in catalog.tables.values() if policy.tables[t.display].rows is RowsMode.ALL
-        ]
-        # Costliest first: the tail of the run is then short tables and index builds.
-        tables.sort(key=lambda t: -copy_cost(t, policy.tables[t.display].columns))
-        split = source.info.server_version >= MIN_SERVER_FOR_TID_RANGES
-        jobs = [
-            job
-            for t in tables
-            for job in copy_jobs(
-                t,
-                policy.tables[t.display].columns,
-                split=split,
-                chunk_pages=chunk_pages_for(t, policy.tables[t.display].columns, options.jobs),
-            )
-        ]
+                progress.say(f"schema: pg_restore --section=pre-data (snapshot {schema.snapshot})")
+                restore_section(schema.archive, target_dsn, "pre-data")
+        tables, jobs = _copy_plan(catalog, policy, options.jobs, source.info.server_version)
         loaded = {(t.schema, t.name) for t in tables}
-        early = [e for e in entries if e.phase is Phase.KEYS and e.table_key in loaded]
-        builds: dict[tuple[str, str], list[PostDataEntry]] = {}
-        for entry in early:
-            assert entry.table_key is not None
-            builds.setdefault(entry.table_key, []).append(entry)
+        early = [e for e in schema.entries if e.phase is Phase.KEYS and e.table_key in loaded]
         progress.start(sum(t.bytes for t in tables))
         progress.say(
             f"data: {len(tables)} tables in {len(jobs)} pieces, {options.jobs} workers;"
             " each table's keys and indexes are built as soon as it is loaded"
         )
         with clock("data and indexes"):
-            plan = LoadPlan(source_dsn, target_dsn, snapshot, options.key, archive, jobs, builds)
+            plan = LoadPlan(
+                source_dsn, target_dsn, schema.snapshot, options.key, schema.archive, jobs,
+                _by_table(early),
+            )  # fmt: skip
             scheduler = load(plan, options.jobs, progress)
         result.tables = scheduler.tables
         source.execute("COMMIT")  # releases the exported snapshot
         with clock("post-data"):
-            later = [e for e in entries if e not in early]
+            later = [e for e in schema.entries if e not in early]
             result.builds = scheduler.timings + apply_post_data(
-                target_dsn, archive, later, jobs=options.jobs, progress=progress.say
+                target_dsn, schema.archive, later, jobs=options.jobs, progress=progress.say
             )
     with clock("sequences and analyze"), connect(target_dsn, role="target") as target:
-        _set_sequences(target, sequences)
+        _set_sequences(target, schema.sequences)
         progress.say("ANALYZE")
         target.execute("ANALYZE")
         result.target_digest = take_snapshot(target).digest
         _mark(target, state="complete", policy=policy, digest=result.source_digest)
     return result
+
+
+def _checked_catalog(
+    source: psycopg.Connection[Any], policy: Policy, options: SeedOptions
+) -> SourceCatalog:
+    """The source's catalog, once the policy fits it and the key it needs is there."""
+    catalog = read_catalog(source)
+    problems = check_policy(policy, catalog)
+    if problems:
+        raise PolicyRejectedError(problems)
+    if needs_key(policy) and options.key is None:
+        load_key(None, "")
+    return catalog
+
+
+def _copy_plan(
+    catalog: SourceCatalog, policy: Policy, workers: int, server_version: int
+) -> tuple[list[TableInfo], list[CopyJob]]:
+    """The tables whose rows are copied, costliest first (the tail of the run is then short
+    tables and index builds), and the pieces they are copied in."""
+    tables = [t for t in catalog.tables.values() if policy.tables[t.display].rows is RowsMode.ALL]
+    tables.sort(key=lambda t: -copy_cost(t, policy.tables[t.display].columns))
+    split = server_version >= MIN_SERVER_FOR_TID_RANGES
+    jobs = [
+        job
+        for t in tables
+        for job in copy_jobs(
+            t,
+            policy.tables[t.display].columns,
+            split=split,
+            chunk_pages=chunk_pages_for(t, policy.tables[t.display].columns, workers),
+        )
+    ]
+    return tables, jobs
+
+
+def _by_table(entries: list[PostDataEntry]) -> dict[tuple[str, str], list[PostDataEntry]]:
+    builds: dict[tuple[str, str], list[PostDataEntry]] = {}
+    for entry in entries:
+        assert entry.table_key is not None
+        builds.setdefault(entry.table_key, []).append(entry)
+    return builds
 
 
 class _Phases:
@@ -242,10 +262,17 @@ def _mark(
         ) from None
 
 
-def _dump_schema(
-    source: psycopg.Connection[Any], source_dsn: str, workdir: Path
-) -> tuple[str, SchemaArchive, list[tuple[str, int]]]:
-    """Export the snapshot; dump the schema and read the sequences as of it."""
+@dataclass(frozen=True)
+class _Schema:
+    snapshot: str
+    archive: SchemaArchive
+    entries: list[PostDataEntry]
+    sequences: list[tuple[str, int]]
+
+
+def _dump_schema(source: psycopg.Connection[Any], source_dsn: str, workdir: Path) -> _Schema:
+    """Export the snapshot; dump the schema, classify its post-data entries and read the
+    sequences, all as of that snapshot."""
     source.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
     row = source.execute("SELECT pg_catalog.pg_export_snapshot()").fetchone()
     assert row is not None
@@ -258,7 +285,7 @@ def _dump_schema(
             "FROM pg_catalog.pg_sequences WHERE last_value IS NOT NULL"
         ).fetchall()
     ]
-    return snapshot, archive, sequences
+    return _Schema(snapshot, archive, classify_post_data(source, archive), sequences)
 
 
 def _set_sequences(target: psycopg.Connection[Any], sequences: list[tuple[str, int]]) -> None:
