@@ -208,7 +208,7 @@ class TestNoTransformCopiesRawValues:
                 d date, ts timestamp, tz timestamptz, d1 date, ts1 timestamp,
                 dtm date, tsh timestamp, tzd timestamptz,
                 h text, hl text, e text, nm text, ph text, fl text, u text, hi int4,
-                pe int4, pe8 int8, j jsonb, js json, c text)
+                pe int4, pe8 int8, j jsonb, js json, c text, m money)
         """)
         rows = []
         for row, (number, scaled, day, moment, text) in enumerate(
@@ -226,7 +226,7 @@ class TestNoTransformCopiesRawValues:
                  small, number, scaled, float(number),
                  day, moment, moment, day, moment, date(2001, 3, 2 + row % 27), moment, moment,
                  text, text, f"{text}@corp.example", f"Q{text}", f"+1 555 {row:07d}", text,
-                 text, number, number, number * 1000003, doc, doc, text)
+                 text, number, number, number * 1000003, doc, doc, text, scaled)
             )  # fmt: skip
         with pg_plain_db.connect() as conn, conn.cursor() as cursor:
             cursor.executemany(
@@ -270,6 +270,7 @@ class TestNoTransformCopiesRawValues:
             "j": "jsonb_mask",
             "js": "jsonb_mask",
             "c": {"transform": "constant", "value": "masked"},
+            "m": {"transform": "noise", "percent": 0.01},
         }
         seed(
             pg_plain_db,

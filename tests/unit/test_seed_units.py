@@ -10,6 +10,7 @@ from pgparity.models.policy import Policy, RowsMode
 from pgparity.seed.catalog import ForeignKey, SourceCatalog, TableInfo
 from pgparity.seed.plan import copy_jobs
 from pgparity.seed.policy_check import check_policy, suggest_rule, suggested_policy_text
+from pgparity.seed.schema import parse_toc
 from pgparity.seed.transforms import HMAC_BLOCK, ColumnInfo, key_pads
 
 
@@ -321,3 +322,31 @@ def test_structured_types_are_marked_for_review_with_a_mask(
     assert suggestion.rule == rule
     assert suggestion.review
     assert _problems_for(column, yaml.safe_load(f"x: {rule}")["x"]) == []
+
+
+def test_the_table_of_contents_is_read_by_dump_id_and_oids_only() -> None:
+    # pg_restore --list prints names with newlines as spaces, and types of several words: an
+    # INDEX in a schema called ATTACH reads like an INDEX ATTACH. Only the numbers are read.
+    listing = "\n".join(
+        [
+            ";",
+            "; Archive created at 2026-11-29 00:33:49 UTC",
+            ";     dbname: hostile",
+            "; Selected TOC Entries:",
+            "3218; 2606 16393 CONSTRAINT ATTACH we ird;t we ird;t_pkey pgparity",
+            "3216; 1259 16394 INDEX ATTACH ix \\connect postgres pgparity",
+            '3383; 0 0 COMMENT ATTACH INDEX "ix \\connect postgres" pgparity',
+            "3226; 0 0 INDEX ATTACH public p1_k_idx pgparity",
+            "3376; 0 16415 MATERIALIZED VIEW DATA public mv pgparity",
+            "",
+        ]
+    )
+    entries = parse_toc(listing)
+    assert [(e.dump_id, e.catalog, e.oid) for e in entries] == [
+        (3218, 2606, 16393),
+        (3216, 1259, 16394),
+        (3383, 0, 0),
+        (3226, 0, 0),
+        (3376, 0, 16415),
+    ]
+    assert entries[1].listing == "INDEX ATTACH ix \\connect postgres pgparity"

@@ -139,8 +139,8 @@ def _prove_other_cluster(source: ServerFacts, target: ServerFacts) -> Proof:
         )
     if source.system_identifier == target.system_identifier:
         raise UsageError(
-            "the source is a standby of the target's cluster (the same system identifier "
-            f"{source.system_identifier}): writing the target would change the source; "
+            "the source is a standby of the target's cluster (both have system identifier "
+            f"{source.system_identifier}): writing the target could change the source; "
             "refusing"
         )
     return Proof.OTHER_CLUSTER

@@ -369,8 +369,8 @@ def _noise(column: ColumnInfo, params: Mapping[str, Any], ctx: Context) -> Maske
 
     Multiplying small integers (or whole amounts) by 1 ± 5 % and rounding often gives the same
     value back — a raw copy. Such values move one unit of their granularity towards zero (1 for
-    integers, 0.01 for 12.34, ``max(|v|, 1) × percent`` for floating point), so no finite value
-    is copied as it was (NaN and infinities stay what they are).
+    integers, 0.01 for 12.34 or $12.34, ``max(|v|, 1) × percent`` for floating point), so no
+    finite value is copied as it was (NaN and infinities stay what they are).
     """
     value = source_column(column)
     percent = float(params["percent"]) / 100.0
@@ -380,7 +380,7 @@ def _noise(column: ColumnInfo, params: Mapping[str, Any], ctx: Context) -> Maske
     digest = hmac_sql(sql.SQL("{} || ':' || {}").format(sql.Literal(f"noise:{column.name}"), seed))
     factor = sql.SQL("(1 + {} * (2 * {} - 1))").format(sql.Literal(percent), _unit_interval(digest))
     noisy = sql.SQL("{}::numeric * {}::numeric").format(value, factor)
-    unit: sql.Composable = sql.SQL("(greatest(abs({}::float8), 1) * {})").format(
+    unit: sql.Composable = sql.SQL("(greatest(abs({}::numeric), 1) * {})").format(
         value, sql.Literal(percent)
     )
     if column.base_type in _INTEGER_RANGES:
@@ -395,8 +395,13 @@ def _noise(column: ColumnInfo, params: Mapping[str, Any], ctx: Context) -> Maske
         scale = sql.SQL("coalesce(min_scale({}), 0)").format(value)
         noisy = sql.SQL("round({}, {})").format(noisy, scale)
         unit = sql.SQL("power(10::numeric, -{})").format(scale)
+    elif column.base_type == "money":  # rounded to the currency's cents when cast back
+        unit = sql.SQL("power(10::numeric, -scale({}::numeric))").format(value)
     step = sql.Identifier(f"pgparity_noise_{column.attnum}")
-    moved = sql.SQL("CASE WHEN {v} > 0 THEN {v} - {u} ELSE {v} + {u} END").format(v=value, u=unit)
+    # In numeric, which every number type (money too) casts to and from.
+    moved = sql.SQL(
+        "CASE WHEN {v}::numeric > 0 THEN {v}::numeric - {u} ELSE {v}::numeric + {u} END"
+    ).format(v=value, u=unit)
     return Masked(
         sql.SQL(
             "CASE WHEN {v} IS NULL THEN NULL WHEN {s}.v = {v} THEN {moved} ELSE {s}.v END"
