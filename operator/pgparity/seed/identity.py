@@ -160,7 +160,8 @@ def _probe_seen_by(source: psycopg.Connection[Any], target: psycopg.Connection[A
         if not itself or not itself[0]:
             raise UsageError(
                 "cannot prove the target is not the source: the target does not show its own "
-                "session in pg_stat_activity"
+                "session in pg_stat_activity (connect to the PostgreSQL server itself, not "
+                "through a proxy)"
             )
         seen = source.execute(_SEES_PROBE, (probe,)).fetchone()
     return bool(seen and seen[0])
