@@ -193,7 +193,7 @@ SAME_DATABASE = {
     "standby-source-without-pg_control_system": (
         {"replica": True, "reader": True},
         {"via": "socket"},
-        f"GRANT EXECUTE ON FUNCTION pg_catalog.pg_control_system() TO {READER}",
+        f'GRANT EXECUTE ON FUNCTION pg_catalog.pg_control_system() TO "{READER}"',
     ),
     "the-target-is-the-standby": (
         {"via": "127.0.0.1"},

@@ -29,7 +29,7 @@ from enum import StrEnum
 from typing import Any
 
 import psycopg
-from psycopg import pq
+from psycopg import pq, sql
 
 from pgparity.engine.connection import parse_dsn
 from pgparity.errors import UsageError
@@ -109,8 +109,8 @@ def prove_not_source(
         return Proof.OTHER_DATABASE
     if _probe_seen_by(source, target):
         raise UsageError(
-            f"the target is the source database itself ({mine.database} on the same server, "
-            "reached another way); refusing to write to it"
+            f"the target is the source database itself (database {mine.database} on the same "
+            "server); refusing to write to it"
         )
     if mine.started == theirs.started:
         raise UsageError(
@@ -125,7 +125,7 @@ def prove_not_source(
 
 def _prove_other_cluster(source: ServerFacts, target: ServerFacts) -> Proof:
     unreadable = [
-        f"{GRANT_CONTROL.format(role=facts.role)} on the {what}"
+        f"{GRANT_CONTROL.format(role=sql.Identifier(facts.role).as_string(None))} on the {what}"
         + (" (run on its primary)" if what == "source" else "")
         for what, facts in (("source", source), ("target", target))
         if facts.system_identifier is None

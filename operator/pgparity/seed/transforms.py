@@ -76,7 +76,7 @@ Builder = Callable[[ColumnInfo, Mapping[str, Any], Context], Masked]
 Checker = Callable[[Mapping[str, Any], ColumnInfo], list[str]]
 
 
-def _fits(params: Mapping[str, Any], column: ColumnInfo) -> list[str]:
+def _no_problems(params: Mapping[str, Any], column: ColumnInfo) -> list[str]:
     return []
 
 
@@ -95,7 +95,7 @@ class Transform:
     # only these for a masked column; the others change by design.
     parity: frozenset[str] = frozenset({"null_frac"})
     base_types: frozenset[str] = frozenset()  # when set, only columns of these (base) types
-    check: Checker = _fits
+    check: Checker = _no_problems
 
 
 def source_column(column: ColumnInfo) -> sql.Composable:
@@ -359,8 +359,10 @@ def _unit_interval(digest: sql.Composable) -> sql.Composable:
     return sql.SQL("({}::float8 / 1152921504606846976.0)").format(hash_int(digest))
 
 
-_INTEGER_RANGES = {"int2": (-(2**15), 2**15 - 1), "int4": (-(2**31), 2**31 - 1)} | {
-    "int8": (-(2**63), 2**63 - 1)
+_INTEGER_RANGES = {
+    "int2": (-(2**15), 2**15 - 1),
+    "int4": (-(2**31), 2**31 - 1),
+    "int8": (-(2**63), 2**63 - 1),
 }
 
 
