@@ -105,6 +105,14 @@ def pg_plain_db(pg_cluster: LocalCluster) -> Iterator[PgDatabase]:
     _drop_database(pg_cluster, db.name)
 
 
+@pytest.fixture
+def pg_target_db(pg_cluster: LocalCluster) -> Iterator[PgDatabase]:
+    """A second fresh unmarked database, for tests that copy from ``pg_plain_db`` into it."""
+    db = _create_database(pg_cluster, clone=False)
+    yield db
+    _drop_database(pg_cluster, db.name)
+
+
 def validate_sql(
     db: PgDatabase,
     text: str,

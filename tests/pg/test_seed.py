@@ -19,7 +19,7 @@ import pytest
 from psycopg import sql
 
 from fix_pg import PgDatabase, _create_database, _drop_database, validate_sql
-from pgparity.engine.clone import database_settings
+from pgparity.engine.clone import database_settings, mark_clone
 from pgparity.engine.localcluster import LocalCluster
 from pgparity.seed.transforms import hmac_sql, key_options
 
@@ -320,6 +320,12 @@ def test_target_must_be_empty_unless_replace(
     refused = seed(source, target, policy)
     assert refused.returncode == 2
     assert "not empty" in refused.stderr
+    not_a_clone = seed(source, target, policy, "--replace")
+    assert not_a_clone.returncode == 2
+    assert "is not a pgparity clone" in not_a_clone.stderr
+    assert rows(target, "SELECT to_regclass('leftover')::text") == [("leftover",)]
+    with target.connect() as conn:
+        mark_clone(conn, "by-hand")
     replaced = seed(source, target, policy, "--replace")
     assert replaced.returncode == 0, replaced.stderr
     assert rows(target, "SELECT to_regclass('leftover')") == [(None,)]
