@@ -29,6 +29,7 @@ from pgparity.engine.clone import database_settings, mark_clone, set_database_se
 from pgparity.engine.connection import connect, error_message
 from pgparity.engine.digest import take_snapshot
 from pgparity.errors import DatabaseError, UsageError
+from pgparity.inputs import BASELINE, read_text
 from pgparity.seed.identity import check_single_host, check_writable, read_facts
 from pgparity.seed.schema import DUMP_OPTIONS, RESTORE_OPTIONS, target_dbname
 from pgparity.seed.target import check_replaceable, clear
@@ -67,15 +68,16 @@ class Manifest:
     @classmethod
     def read(cls, directory: Path) -> Manifest:
         path = directory / MANIFEST
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
+        if not path.exists():
             raise UsageError(
                 f"{directory} has no {MANIFEST}: not a pgparity archive, or its "
                 "snapshot did not finish"
-            ) from None
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"{path} cannot be read: {exc}") from None
+            )
+        try:
+            # Bounded and regular files only: a FIFO or a huge file is refused, not read.
+            doc = json.loads(read_text(path, BASELINE))
+        except ValueError as exc:
+            raise UsageError(f"{path} cannot be read: {exc}") from exc
         if not isinstance(doc, dict) or doc.get("version") != MANIFEST_VERSION:
             raise UsageError(f"{path}: unsupported manifest (expected version {MANIFEST_VERSION})")
         try:
