@@ -21,7 +21,9 @@ from pgparity.engine.dryrun import Timeouts
 from pgparity.engine.holdlock import HoldLock
 from pgparity.engine.localcluster import LocalCluster
 from pgparity.engine.observation import Budgets, ObservationOptions, TrafficPlan
+from pgparity.engine.plans import check_explain_queries
 from pgparity.engine.reports import FORMATS, render, summary_line
+from pgparity.engine.traffic import check_workload
 from pgparity.engine.validate import (
     MigrationFile,
     Target,
@@ -29,7 +31,7 @@ from pgparity.engine.validate import (
     check_digest_syntax,
     validate,
 )
-from pgparity.errors import SpecError, UsageError
+from pgparity.errors import UsageError
 from pgparity.models.quantities import is_duration, parse_duration, parse_size
 from pgparity.models.report import ValidationReport, Verdict
 from pgparity.models.workload import ExplainFile, Workload
@@ -225,9 +227,11 @@ def _traffic_plan(args: argparse.Namespace) -> TrafficPlan | None:
         return TrafficPlan(auto=True, clients=args.traffic_clients, rate=args.traffic_rate)
     document = load_yaml(Path(args.traffic), "--traffic")
     try:
-        return TrafficPlan(workload=Workload.parse(document))
-    except SpecError as exc:
+        workload = Workload.parse(document)
+        check_workload(workload)
+    except UsageError as exc:
         raise UsageError(f"--traffic {args.traffic}: {exc}") from None
+    return TrafficPlan(workload=workload)
 
 
 def _budgets(args: argparse.Namespace) -> Budgets:
@@ -259,10 +263,13 @@ def _budgets(args: argparse.Namespace) -> Budgets:
 
 
 def explain_file(path: Path) -> ExplainFile:
+    """The queries of an explain file, each checked to be one statement EXPLAIN may run."""
     try:
-        return ExplainFile.parse(load_yaml(path, "--explain"))
-    except SpecError as exc:
+        parsed = ExplainFile.parse(load_yaml(path, "--explain"))
+        check_explain_queries(parsed.queries)
+    except UsageError as exc:
         raise UsageError(f"--explain {path}: {exc}") from None
+    return parsed
 
 
 def _validate_local(
