@@ -28,8 +28,11 @@ from pgparity.errors import DatabaseError, DriftError, PgparityError, UsageError
 from pgparity.redaction import install_log_redaction, remember_dsn, sanitize
 
 
-class Terminated(BaseException):
-    """SIGTERM, raised like Ctrl-C so every cleanup (local clusters, temp files) runs."""
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as a kind of Ctrl-C so that everything Ctrl-C does happens: psycopg
+    cancels the statement running on the server (it does so for KeyboardInterrupt while it
+    waits, not for other BaseExceptions), the dry-run rolls back, every cleanup (observer,
+    traffic, local clusters, temp files) runs, and the exit code is 130."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(exc, EXIT_DATABASE)
     except PgparityError as exc:
         return _fail(exc, EXIT_DATABASE)
-    except (KeyboardInterrupt, Terminated):
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (Terminated)
         sys.stderr.write("pgparity: interrupted; cleaned up\n")
         return EXIT_INTERRUPTED
     except Exception as exc:  # a bug: still one line, still no password

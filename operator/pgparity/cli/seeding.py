@@ -229,8 +229,8 @@ def _parity(
     queries: Sequence[ExplainQuery] = (),
 ) -> ParityReport:
     with (
-        connect(production_dsn, role="production", read_only=True) as production,
-        connect(staging_dsn, role="staging") as staging,
+        connect(production_dsn, role="production", read_only=True, user_sql=True) as production,
+        connect(staging_dsn, role="staging", user_sql=True) as staging,
     ):
         report = compare(read_side(production), read_side(staging), policy=policy)
         return with_checks(report, plan_checks(production, staging, queries))

@@ -24,7 +24,9 @@ from pgparity.engine.dryrun import Timeouts
 from pgparity.engine.holdlock import HoldLock
 from pgparity.engine.localcluster import LocalCluster
 from pgparity.engine.observation import Budgets, ObservationOptions, TrafficPlan
+from pgparity.engine.plans import check_explain_queries
 from pgparity.engine.reports import FORMATS, render, summary_line
+from pgparity.engine.traffic import check_workload
 from pgparity.engine.validate import (
     MigrationFile,
     Target,
@@ -32,7 +34,7 @@ from pgparity.engine.validate import (
     check_digest_syntax,
     validate,
 )
-from pgparity.errors import SpecError, UsageError
+from pgparity.errors import UsageError
 from pgparity.inputs import SEED_SQL, check_no_nul
 from pgparity.models.quantities import is_duration, parse_duration, parse_size
 from pgparity.models.report import ValidationReport, Verdict
@@ -239,9 +241,11 @@ def _traffic_plan(args: argparse.Namespace) -> TrafficPlan | None:
         return TrafficPlan(auto=True, clients=args.traffic_clients, rate=args.traffic_rate)
     document = load_yaml(Path(args.traffic), "--traffic")
     try:
-        return TrafficPlan(workload=Workload.parse(document))
-    except SpecError as exc:
+        workload = Workload.parse(document)
+        check_workload(workload)
+    except UsageError as exc:
         raise UsageError(f"--traffic file {args.traffic}: {exc}") from exc
+    return TrafficPlan(workload=workload)
 
 
 def _budgets(args: argparse.Namespace) -> Budgets:
@@ -273,10 +277,13 @@ def _budgets(args: argparse.Namespace) -> Budgets:
 
 
 def explain_file(path: Path, flag: str = "--explain") -> ExplainFile:
+    """The queries of an explain file, each checked to be one statement EXPLAIN may run."""
     try:
-        return ExplainFile.parse(load_yaml(path, flag))
-    except SpecError as exc:
+        parsed = ExplainFile.parse(load_yaml(path, flag))
+        check_explain_queries(parsed.queries)
+    except UsageError as exc:
         raise UsageError(f"{flag} file {path}: {exc}") from exc
+    return parsed
 
 
 def _validate_local(

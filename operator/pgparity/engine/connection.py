@@ -7,6 +7,7 @@ from typing import Any
 import psycopg
 from psycopg import conninfo
 
+from pgparity.engine.sqlexec import LEXING_OPTIONS, PINNED_LEXING
 from pgparity.errors import DatabaseError, UsageError
 from pgparity.redaction import remember_dsn, sanitize
 
@@ -66,12 +67,15 @@ def connect(
     connect_timeout: int = 10,
     application_name: str = APPLICATION_NAME,
     session_options: str = "",
+    user_sql: bool = False,
 ) -> psycopg.Connection[tuple[Any, ...]]:
     """Open a connection; ``role`` names it in errors ("target", "replica", "source", …).
 
     ``read_only`` sets ``default_transaction_read_only`` for the whole session, the way
     pgparity talks to production (DESIGN.md safety rules). ``session_options`` are more
-    ``-c name=value`` settings for the start-up packet (never echoed in errors).
+    ``-c name=value`` settings for the start-up packet (never echoed in errors). ``user_sql``
+    pins the settings that decide how the server reads SQL text (``sqlexec.PINNED_LEXING``)
+    for a session that will run SQL pgparity did not write.
     """
     params = parse_dsn(dsn)
     options = " ".join(
@@ -79,6 +83,7 @@ def connect(
         for part in (
             params.get("options", ""),
             "-c default_transaction_read_only=on" if read_only else "",
+            LEXING_OPTIONS if user_sql else "",
             session_options,
         )
         if part
@@ -90,6 +95,7 @@ def connect(
             connect_timeout=connect_timeout,
             application_name=application_name,
             options=options or None,
+            client_encoding=PINNED_LEXING["client_encoding"] if user_sql else None,
         )
     except psycopg.OperationalError as exc:
         malformed = any(words in str(exc) for words in _MALFORMED)

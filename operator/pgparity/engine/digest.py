@@ -109,7 +109,8 @@ def take_snapshot(conn: psycopg.Connection[Any]) -> CatalogSnapshot:
     try:
         with conn.transaction(), conn.cursor() as cur:
             cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            cur.execute("SET LOCAL search_path = pg_catalog")
+            # pg_temp last: a temporary table called pg_class cannot stand in for the catalog.
+            cur.execute("SET LOCAL search_path = pg_catalog, pg_temp")
             for query in catalog_sql.ALL_OBJECT_QUERIES:
                 cur.execute(query)
                 for key, definition in cur.fetchall():
