@@ -121,6 +121,10 @@ bench: install postgres ## measure observer overhead and lock-wait detection (pr
 bench-seed: install postgres ## anonymized seed vs plain pg_dump | pg_restore (prints the ratio)
 	$(BIN)/python bench/bench_seed.py
 
+.PHONY: bench-scale
+bench-scale: install postgres ## migrations of 1k/2k/4k statements: time, per-statement ratio, peak RSS
+	$(BIN)/python bench/bench_scale.py
+
 .PHONY: manifests
 manifests: install ## regenerate deploy/ and the Helm chart from the builders
 	$(BIN)/pgparity render rbac > deploy/operator-rbac.yaml

@@ -8,8 +8,14 @@ isolated without paying for a cluster each.
 from __future__ import annotations
 
 import itertools
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -18,11 +24,11 @@ from psycopg import conninfo, sql
 from pgparity.engine.clone import mark_clone
 from pgparity.engine.dryrun import Timeouts
 from pgparity.engine.localcluster import LocalCluster
-from pgparity.engine.observation import ObservationOptions
+from pgparity.engine.observation import ObservationOptions, TrafficPlan
 from pgparity.engine.validate import MigrationFile, Target, ValidationOptions, validate
 from pgparity.models.quantities import parse_duration
 from pgparity.models.report import ValidationReport
-from pgparity.models.workload import ExplainFile
+from pgparity.models.workload import ExplainFile, Workload, WorkloadStatement
 
 _counter = itertools.count(1)
 
@@ -99,6 +105,66 @@ def pg_plain_db(pg_cluster: LocalCluster) -> Iterator[PgDatabase]:
     _drop_database(pg_cluster, db.name)
 
 
+@pytest.fixture
+def pg_target_db(pg_cluster: LocalCluster) -> Iterator[PgDatabase]:
+    """A second fresh unmarked database, for tests that copy from ``pg_plain_db`` into it."""
+    db = _create_database(pg_cluster, clone=False)
+    yield db
+    _drop_database(pg_cluster, db.name)
+
+
+@dataclass(frozen=True)
+class Unprivileged:
+    """A login role without pg_monitor that owns ``public.t`` of a test database."""
+
+    role: str
+    dsn: str
+    replica_dsn: str
+
+
+@pytest.fixture
+def pg_unprivileged(pg_db: PgDatabase) -> Iterator[Unprivileged]:
+    """``pg_db`` with ``table_t(1000)`` owned by a fresh role that has no pg_monitor."""
+    role = f"observer_{pg_db.name}"
+    with psycopg.connect(pg_db.cluster.primary_dsn, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                sql.Identifier(role), sql.Literal(f"pw-{role}")
+            )
+        )
+    pg_db.execute(table_t(1000) + f"ALTER TABLE t OWNER TO {role}")
+    pg_db.cluster.wait_replay()
+    yield Unprivileged(
+        role=role,
+        dsn=conninfo.make_conninfo(pg_db.dsn, user=role, password=f"pw-{role}"),
+        replica_dsn=conninfo.make_conninfo(pg_db.replica_dsn, user=role, password=f"pw-{role}"),
+    )
+    pg_db.execute(f"DROP OWNED BY {role} CASCADE")
+    with psycopg.connect(pg_db.cluster.primary_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+@pytest.fixture
+def server_writable_dir() -> Iterator[Path]:
+    """A directory the server's OS user may write to (pytest's tmp_path is root's alone)."""
+    path = Path(tempfile.mkdtemp(prefix="pgparity-server-", dir="/tmp"))
+    path.chmod(0o777)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def committing_traffic(statement: str) -> ObservationOptions:
+    """One client running ``statement`` 20 times a second, committing each (clones only)."""
+    workload = Workload(
+        statements=(WorkloadStatement(sql=statement),),
+        clients=1,
+        rate=20,
+        commit=True,
+        warmup="200ms",
+    )
+    return ObservationOptions(traffic=TrafficPlan(workload=workload))
+
+
 def validate_sql(
     db: PgDatabase,
     text: str,
@@ -128,3 +194,66 @@ def validate_sql(
     )
     target = Target(db.dsn, db.replica_dsn if replica else None)
     return validate(MigrationFile.read(path), target, options)
+
+
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    """A directory the unprivileged PostgreSQL user can traverse (pytest's tmp_path is 0700)."""
+    path = Path(tempfile.mkdtemp(prefix="pgparity-test-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def postgres_processes_under(directory: Path) -> list[str]:
+    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if "postgres" in line and str(directory) in line]
+
+
+def start_local_validation(migration: Path, workdir: Path) -> tuple[subprocess.Popen[str], str]:
+    """``pgparity validate --local`` in ``workdir``, returned with the progress seen so far
+    once the migration's first statement is running."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pgparity", "validate", "--local", "--migration", str(migration)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PGPARITY_WORKDIR": str(workdir)},
+    )
+    return process, "".join(wait_for_progress(process, "statement 1 (line 1)"))
+
+
+# -- the command itself, as a user runs it -------------------------------------------------
+
+PGPARITY = [sys.executable, "-m", "pgparity"]
+
+
+def table_t(rows: int) -> str:
+    """SQL for ``public.t (id int PRIMARY KEY, v text)`` with ``rows`` rows whose v is 'x'."""
+    return (
+        "CREATE TABLE t (id int PRIMARY KEY, v text);"
+        f"INSERT INTO t SELECT g, 'x' FROM generate_series(1, {rows}) g;"
+    )
+
+
+def run_pgparity(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*PGPARITY, *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def start_pgparity(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*PGPARITY, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def wait_for_progress(process: subprocess.Popen[str], needle: str) -> list[str]:
+    """Read the progress on stderr up to the line containing ``needle``; the lines read."""
+    assert process.stderr is not None
+    seen = []
+    for line in process.stderr:
+        seen.append(line)
+        if needle in line:
+            return seen
+    raise AssertionError(f"no progress line with {needle!r}: {''.join(seen)}")

@@ -12,19 +12,28 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from pgparity.errors import UsageError
+from pgparity.errors import UsageError, shown
 
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")
 
 
-def _positive_float(text: str) -> float:
+_NUMBER = re.compile(r"^[0-9]+(\.[0-9]+)?$", re.ASCII)
+MAX_INTERVAL_SECONDS = 86_400.0
+
+
+def _interval(text: str) -> float:
+    """Seconds between 0 (exclusive) and a day: no nan, inf, exponent or sign."""
+    if not _NUMBER.match(text.strip()):
+        raise ValueError("must be a number of seconds such as 5 or 0.5")
     value = float(text)
-    if value <= 0:
-        raise ValueError("must be positive")
+    if not 0 < value <= MAX_INTERVAL_SECONDS:
+        raise ValueError(f"must be more than 0 and at most {MAX_INTERVAL_SECONDS:g}")
     return value
 
 
 def _port(text: str) -> int:
+    if not text.strip().isascii() or not text.strip().isdigit():
+        raise ValueError("must be a port number (0 disables)")
     value = int(text)
     if not 0 <= value <= 65535:
         raise ValueError("must be a port number (0 disables)")
@@ -74,13 +83,13 @@ _VARIABLES: tuple[tuple[str, str, Callable[[str], Any], str], ...] = (
     (
         "reconcile_seconds",
         "PGPARITY_RECONCILE_SECONDS",
-        _positive_float,
+        _interval,
         "how often each object is reconciled",
     ),
     (
         "monitor_seconds",
         "PGPARITY_MONITOR_SECONDS",
-        _positive_float,
+        _interval,
         "how often Ready clones are sampled for metrics",
     ),
     ("metrics_port", "PGPARITY_METRICS_PORT", _port, "port of /metrics (0: off)"),
@@ -107,7 +116,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         try:
             values[name] = parser(raw)
         except ValueError as exc:
-            raise UsageError(f"{variable}={raw!r} is not valid ({what}): {exc}") from None
+            raise UsageError(f"{variable}={shown(raw)} is not valid ({what}): {exc}") from None
     return Settings(**values)
 
 

@@ -39,3 +39,9 @@ class ClusterError(DatabaseError):
 
 class EngineError(PgparityError):
     """The engine failed for a reason that is neither bad input nor an unreachable database."""
+
+
+def shown(value: str, limit: int = 40) -> str:
+    """A value quoted for an error message, cut short if long (one line, never a screenful)."""
+    value = value.strip()
+    return repr(value if len(value) <= limit else value[:limit] + "…")

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import conninfo
 
-from fix_pg import PgDatabase
+from fix_pg import PgDatabase, postgres_processes_under, start_local_validation
 from pgparity.engine.localcluster import LocalCluster, free_port
 
 PGPARITY = [sys.executable, "-m", "pgparity"]
@@ -288,46 +285,19 @@ def test_replica_as_target_is_refused(pg_db: PgDatabase, migration: Path) -> Non
     _assert_one_line_error(result, 2, "read-only replica")
 
 
-def _postgres_processes_under(workdir_prefix: str) -> list[str]:
-    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if "postgres" in line and workdir_prefix in line]
-
-
-@pytest.fixture
-def workdir() -> Iterator[Path]:
-    """A directory the unprivileged PostgreSQL user can traverse (pytest's tmp_path is 0700)."""
-    path = Path(tempfile.mkdtemp(prefix="pgparity-test-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
 def test_local_run_cleans_up_on_ctrl_c(tmp_path: Path, workdir: Path) -> None:
     slow = tmp_path / "slow.sql"
     slow.write_text("SELECT pg_sleep(20);\n")
-    env = {**os.environ, "PGPARITY_WORKDIR": str(workdir)}
-    process = subprocess.Popen(
-        [*PGPARITY, "validate", "--local", "--migration", str(slow)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    assert process.stderr is not None
-    seen = []
     # Progress lines say when the migration's statement is running; interrupt then.
-    for line in process.stderr:
-        seen.append(line)
-        if "statement 1 (line 1)" in line:
-            break
-    assert _postgres_processes_under(str(workdir)), "".join(seen)
+    process, seen = start_local_validation(slow, workdir)
+    assert postgres_processes_under(workdir), seen
     time.sleep(0.5)
     process.send_signal(signal.SIGINT)
     _, rest = process.communicate(timeout=60)
-    assert process.returncode == 130, "".join(seen) + rest
+    assert process.returncode == 130, seen + rest
     assert "interrupted" in rest
     assert "Traceback" not in rest
-    assert _postgres_processes_under(str(workdir)) == []
+    assert postgres_processes_under(workdir) == []
     assert not list(workdir.glob("pgparity-cluster-*"))
 
 
@@ -394,7 +364,7 @@ def test_bad_observation_flags(pg_db: PgDatabase, migration: Path, tmp_path: Pat
     bad_explain.write_text("- name: q\n  uses_index: i\n")
     cases = [
         (["--traffic", str(tmp_path / "missing.yaml")], "does not exist"),
-        (["--traffic", str(broken_yaml)], "is not valid YAML (line"),
+        (["--traffic", str(broken_yaml)], "is not valid YAML: line 2, column 1"),
         (["--traffic", str(bad_field)], "statements[0].params: no values for id"),
         (["--traffic", "auto", "--traffic-clients", "0"], "--traffic-clients"),
         (["--hold-lock", "orders"], "expected TABLE:SECONDS"),

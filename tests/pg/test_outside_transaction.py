@@ -27,7 +27,9 @@ def test_create_index_concurrently_runs_on_a_clone_and_is_compensated(
     reader = pg_db.connect()
     reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
     reader.execute("SELECT 1")
-    release = threading.Timer(0.5, reader.execute, args=("COMMIT",))
+    # Released 1 s after the run starts: the rehearsal reaches CREATE INDEX CONCURRENTLY well
+    # before that (a few hundred ms on a loaded machine), so it waits at least 400 ms.
+    release = threading.Timer(1.0, reader.execute, args=("COMMIT",))
     release.start()
     try:
         report = validate_sql(

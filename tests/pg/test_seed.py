@@ -10,16 +10,18 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from hashlib import sha256
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 from psycopg import sql
 
 from fix_pg import PgDatabase, _create_database, _drop_database, validate_sql
-from pgparity.engine.clone import database_settings
+from pgparity.engine.clone import database_settings, mark_clone
 from pgparity.engine.localcluster import LocalCluster
 from pgparity.seed.transforms import hmac_sql, key_options
 
@@ -307,10 +309,25 @@ def test_nothing_is_written_to_the_source(
         "WHERE datname = current_database()"
     )
     relations = "SELECT count(*) FROM pg_class"
-    before = rows(source, counters), rows(source, relations)
+    # Backends flush their statistics as they exit, after the client has seen the connection
+    # close: the fixture's own sessions may still be adding to the counters. Start from rest.
+    before = _settled(source, counters), rows(source, relations)
     assert seed(source, target, policy).returncode == 0
     after = rows(source, counters), rows(source, relations)
     assert after == before
+
+
+def _settled(db: PgDatabase, query: str) -> list[tuple[Any, ...]]:
+    """``query``'s rows once two reads 0.5 s apart agree (at most 20 s)."""
+    deadline = time.monotonic() + 20
+    last = rows(db, query)
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = rows(db, query)
+        if now == last:
+            return now
+        last = now
+    raise AssertionError(f"{query} never settled: {last}")
 
 
 def test_target_must_be_empty_unless_replace(
@@ -320,6 +337,12 @@ def test_target_must_be_empty_unless_replace(
     refused = seed(source, target, policy)
     assert refused.returncode == 2
     assert "not empty" in refused.stderr
+    not_a_clone = seed(source, target, policy, "--replace")
+    assert not_a_clone.returncode == 2
+    assert "is not a pgparity clone" in not_a_clone.stderr
+    assert rows(target, "SELECT to_regclass('leftover')::text") == [("leftover",)]
+    with target.connect() as conn:
+        mark_clone(conn, "by-hand")
     replaced = seed(source, target, policy, "--replace")
     assert replaced.returncode == 0, replaced.stderr
     assert rows(target, "SELECT to_regclass('leftover')") == [(None,)]

@@ -4,18 +4,27 @@ from __future__ import annotations
 
 import pytest
 
+from pgparity.engine.findings import observation_gap_findings
 from pgparity.engine.holdlock import HoldLock
+from pgparity.engine.observation import Budgets
 from pgparity.engine.observer import (
     ActivitySample,
+    ObservationGap,
+    Quantity,
     ReplicationSample,
     Samples,
+    SamplingFailure,
+    Source,
     Waiter,
+    observation_gaps,
     summarize,
+    without_gaps,
 )
 from pgparity.engine.plans import PlanOutcome, compare, plan_shape
 from pgparity.engine.traffic import latency_stats
 from pgparity.errors import SpecError, UsageError
 from pgparity.models.migration_validation import ExplainQuery
+from pgparity.models.report import Severity
 from pgparity.models.workload import ExplainFile, Workload
 
 MIGRATION = 100
@@ -213,3 +222,114 @@ def test_hold_lock_flags() -> None:
     for bad in ("orders", ":3", "orders:0", "orders:soon"):
         with pytest.raises(UsageError, match="--hold-lock"):
             HoldLock.parse(bad)
+
+
+class TestObservationGaps:
+    """When the observer could not observe, the report says so — never a zero."""
+
+    WINDOW = (100.0, 101.0)
+
+    @staticmethod
+    def _lag(taken: float, *, replicas: int = 1, hidden: int = 0, measured: bool = False):  # type: ignore[no-untyped-def]
+        return ReplicationSample(
+            at=taken,
+            statement=1,
+            lag_bytes=0,
+            lag_seconds=None,
+            replicas=replicas,
+            hidden=hidden,
+            taken=taken,
+            replica_measured=measured,
+        )
+
+    def _gaps(self, samples: Samples, replica_given: bool = False) -> dict[Quantity, str]:
+        gaps = observation_gaps(samples, self.WINDOW, 0.05, replica_given)
+        return {gap.quantity: gap.reason for gap in gaps}
+
+    def test_a_healthy_run_has_none(self) -> None:
+        samples = Samples(replication=[self._lag(100.5)])
+        assert self._gaps(samples) == {}
+        assert observation_gaps(samples, None, 0.05, False) == []
+
+    def test_primary_failures_during_the_window_lose_everything(self) -> None:
+        samples = Samples(
+            replication=[self._lag(100.2)],
+            failures=[SamplingFailure(100.5, Source.PRIMARY, "terminating connection")],
+        )
+        gaps = self._gaps(samples)
+        assert set(gaps) == set(Quantity)
+        assert "terminating connection" in gaps[Quantity.LOCK_WAIT]
+
+    def test_failures_outside_the_window_do_not_count(self) -> None:
+        samples = Samples(
+            replication=[self._lag(100.5)],
+            failures=[SamplingFailure(90.0, Source.PRIMARY, "earlier hiccup")],
+        )
+        assert self._gaps(samples) == {}
+
+    def test_a_sampler_that_stopped_before_the_end(self) -> None:
+        samples = Samples(replication=[self._lag(100.1)], stopped=100.3)
+        assert "lost its session" in self._gaps(samples)[Quantity.BLOCKED_SESSIONS]
+
+    def test_replica_failures_lose_the_lag_only(self) -> None:
+        samples = Samples(
+            replication=[self._lag(100.5)],
+            failures=[SamplingFailure(100.5, Source.REPLICA, "server closed the connection")],
+        )
+        assert set(self._gaps(samples, replica_given=True)) == {
+            Quantity.REPLICATION_LAG_BYTES,
+            Quantity.REPLICATION_LAG_SECONDS,
+        }
+
+    def test_hidden_positions_without_pg_monitor(self) -> None:
+        hidden = Samples(replication=[self._lag(100.5, hidden=1)])
+        assert set(self._gaps(hidden)) == {
+            Quantity.REPLICATION_LAG_BYTES,
+            Quantity.REPLICATION_LAG_SECONDS,
+        }
+        # The replica's own replay position still gives the bytes.
+        measured = Samples(replication=[self._lag(100.5, hidden=1, measured=True)])
+        assert set(self._gaps(measured, replica_given=True)) == {Quantity.REPLICATION_LAG_SECONDS}
+
+    def test_no_waitstart_before_postgresql_14(self) -> None:
+        samples = Samples(replication=[self._lag(100.5)], waitstart=False)
+        assert "waitstart" in self._gaps(samples)[Quantity.LOCK_WAIT]
+
+    def test_no_replica_matters_only_to_a_lag_budget(self) -> None:
+        samples = Samples(replication=[self._lag(100.5, replicas=0)])
+        gaps = observation_gaps(samples, self.WINDOW, 0.05, False)
+        assert {g.quantity for g in gaps} == {
+            Quantity.REPLICATION_LAG_BYTES,
+            Quantity.REPLICATION_LAG_SECONDS,
+        }
+        assert observation_gap_findings(gaps, Budgets()) == []
+        found = observation_gap_findings(gaps, Budgets(max_lag_bytes=1024))
+        assert [(f.rule, f.severity) for f in found] == [("observation-incomplete", Severity.ERROR)]
+        assert "--max-replication-lag" in found[0].message
+
+    def test_a_gap_is_a_warning_unless_a_budget_depends_on_it(self) -> None:
+        gaps = observation_gaps(
+            Samples(replication=[self._lag(100.5)], waitstart=False), self.WINDOW, 0.05, False
+        )
+        assert [f.severity for f in observation_gap_findings(gaps, Budgets())] == [Severity.WARNING]
+        budgeted = observation_gap_findings(gaps, Budgets(max_lock_wait_seconds=2))
+        assert [f.severity for f in budgeted] == [Severity.ERROR]
+
+    def test_unobserved_quantities_become_unknown_not_zero(self) -> None:
+        sample = ActivitySample(
+            at=12.0, statement=1, waiters=(_waiter(200, (MIGRATION,), 10.0),), names={}
+        )
+        summary = summarize(Samples(activity=[sample]), [MIGRATION], {1: {"public.t"}})
+        gaps = [
+            ObservationGap(Quantity.LOCK_WAIT, "x"),
+            ObservationGap(Quantity.REPLICATION_LAG_BYTES, "y"),
+        ]
+        blanked = without_gaps(summary, gaps)
+        assert blanked.max_lock_wait_seconds is None
+        assert blanked.max_replication_lag_bytes is None
+        assert blanked.max_blocked_sessions == 1
+        observed = blanked.statements[1]
+        assert observed.max_lock_wait_seconds is None
+        assert observed.own_lock_wait_seconds is None
+        assert observed.max_blocked_sessions == 1
+        assert observed.to_dict()["max_lock_wait_seconds"] is None

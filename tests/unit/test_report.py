@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 
 import pytest
 
@@ -15,7 +16,10 @@ from pgparity.models.report import (
     MigrationInfo,
     Phase,
     Severity,
+    SideEffect,
+    SideEffectKind,
     StatementError,
+    StatementObservation,
     StatementResult,
     TargetInfo,
     ValidationReport,
@@ -129,3 +133,54 @@ def test_summary_line() -> None:
     assert summary_line(_report()).startswith(
         "REJECTED migrations/002.sql: 1 error, 1 warning (2 statements executed, 30.00 s)"
     )
+
+
+def test_side_effects_and_unknown_observations_round_trip() -> None:
+    report = replace(
+        _report(),
+        statements=(
+            replace(
+                _report().statements[0],
+                observed=StatementObservation(
+                    max_blocked_sessions=2,
+                    max_lock_wait_seconds=None,
+                    own_lock_wait_seconds=None,
+                    max_replication_lag_bytes=None,
+                    max_replication_lag_seconds=None,
+                ),
+            ),
+        ),
+        side_effects=(
+            SideEffect(SideEffectKind.SEQUENCE, "public.s", "10", "12", restored=True),
+            SideEffect(
+                SideEffectKind.REPLICATION_SLOT, "slot", None, "created", note="not put back"
+            ),
+        ),
+        observations={
+            "samples": 3,
+            "sample_period_ms": 50.0,
+            "max_blocked_sessions": 2,
+            "max_lock_wait_seconds": None,
+            "max_replication_lag_bytes": None,
+            "max_replication_lag_seconds": None,
+            "observation_gaps": [{"quantity": "lock_wait", "reason": "no waitstart"}],
+        },
+    )
+    doc = json.loads(render(report, "json"))
+    assert doc["side_effects"][0] == {
+        "kind": "sequence",
+        "object": "public.s",
+        "before": "10",
+        "after": "12",
+        "restored": True,
+        "note": None,
+    }
+    assert doc["statements"][0]["observed"]["max_lock_wait_seconds"] is None
+    assert ValidationReport.parse(doc) == report
+    # A report written before side_effects existed still reads.
+    del doc["side_effects"]
+    assert ValidationReport.parse(doc).side_effects == ()
+    text = render(report, "text")
+    assert "longest wait unknown" in text
+    assert "not observed: lock wait — no waitstart" in text
+    assert "not observed: lock wait" in render(report, "markdown")

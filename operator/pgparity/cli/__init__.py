@@ -11,7 +11,7 @@ import argparse
 import os
 import signal
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from types import FrameType
 
 from pgparity import __version__
@@ -24,12 +24,15 @@ from pgparity.cli.common import (
     EXIT_USAGE,
     Parser,
 )
-from pgparity.engine.connection import redact
 from pgparity.errors import DatabaseError, DriftError, PgparityError, UsageError
+from pgparity.redaction import install_log_redaction, remember_dsn, sanitize
 
 
-class Terminated(BaseException):
-    """SIGTERM, raised like Ctrl-C so every cleanup (local clusters, temp files) runs."""
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as a kind of Ctrl-C so that everything Ctrl-C does happens: psycopg
+    cancels the statement running on the server (it does so for KeyboardInterrupt while it
+    waits, not for other BaseExceptions), the dry-run rolls back, every cleanup (observer,
+    traffic, local clusters, temp files) runs, and the exit code is 130."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,19 +49,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _raise_terminated)
+    install_log_redaction()
     args = build_parser().parse_args(argv)
-    secrets = _Secrets(args)
+    _remember_dsns(args)
     try:
         return int(args.handler(args))
     except UsageError as exc:
-        return _fail(exc, secrets, EXIT_USAGE)
+        return _fail(exc, EXIT_USAGE)
     except DriftError as exc:
-        return _fail(exc, secrets, EXIT_DRIFT)
+        return _fail(exc, EXIT_DRIFT)
     except DatabaseError as exc:
-        return _fail(exc, secrets, EXIT_DATABASE)
+        return _fail(exc, EXIT_DATABASE)
     except PgparityError as exc:
-        return _fail(exc, secrets, EXIT_DATABASE)
-    except (KeyboardInterrupt, Terminated):
+        return _fail(exc, EXIT_DATABASE)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (Terminated)
         sys.stderr.write("pgparity: interrupted; cleaned up\n")
         return EXIT_INTERRUPTED
     except Exception as exc:  # a bug: still one line, still no password
@@ -69,32 +73,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"internal error ({type(exc).__name__}: {exc}); "
                 "set PGPARITY_DEBUG=1 for a traceback"
             ),
-            secrets,
             EXIT_INTERNAL,
         )
 
 
-class _Secrets:
-    """The DSNs of this run — from flags, or from the environment a command read them from —
-    gathered when an error is printed, so none of their passwords can appear in it."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        self._args = args
-
-    def __iter__(self) -> Iterator[str]:
-        from_args = [v for k, v in vars(self._args).items() if k.endswith("dsn") and v]
-        from_env = [
-            v
-            for k, v in os.environ.items()
-            if k.startswith("PGPARITY_") and k.endswith("DSN") and v
-        ]
-        return iter([str(v) for v in (*from_args, *from_env)])
+def _remember_dsns(args: argparse.Namespace) -> None:
+    """The DSNs of this run — flags, or the ``PGPARITY_*DSN`` variables commands read them
+    from — remembered before anything can fail, so no message can show their passwords."""
+    from_args = [v for k, v in vars(args).items() if k.endswith("dsn") and v]
+    from_env = [
+        v for k, v in os.environ.items() if k.startswith("PGPARITY_") and k.endswith("DSN") and v
+    ]
+    for dsn in (*from_args, *from_env):
+        remember_dsn(str(dsn))
 
 
-def _fail(exc: BaseException, secrets: Iterable[str], code: int) -> int:
-    message = " ".join(str(exc).split())
-    for dsn in secrets:
-        message = redact(message, dsn)
+def _fail(exc: BaseException, code: int) -> int:
+    message = sanitize(" ".join(str(exc).split()))
     sys.stderr.write(f"pgparity: error: {message}\n")
     return code
 

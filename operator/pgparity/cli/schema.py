@@ -7,11 +7,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pgparity.cli.common import EXIT_DRIFT, EXIT_OK
+from pgparity.cli.common import EXIT_DRIFT, EXIT_OK, check_output_file
 from pgparity.engine.connection import connect
 from pgparity.engine.digest import CatalogSnapshot, diff_snapshots, take_snapshot
 from pgparity.engine.validate import check_digest_syntax
-from pgparity.errors import UsageError
 
 
 def register(commands: Any) -> None:
@@ -38,8 +37,8 @@ def register(commands: Any) -> None:
 
 
 def cmd_digest(args: argparse.Namespace) -> int:
-    if args.save and not (args.save.parent if str(args.save.parent) else Path(".")).is_dir():
-        raise UsageError(f"cannot write {args.save}: its directory does not exist")
+    if args.save:
+        check_output_file(args.save, "--save")
     with connect(args.dsn, role="database", read_only=True) as conn:
         snapshot = take_snapshot(conn)
     if args.save:

@@ -10,14 +10,25 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pgparity.cli.common import EXIT_OK, EXIT_REJECTED, Parser, load_yaml, write_atomically
+from pgparity.cli.common import (
+    EXIT_OK,
+    EXIT_REJECTED,
+    Parser,
+    check_output_directory,
+    check_output_file,
+    int_in_range,
+    load_yaml,
+    write_atomically,
+)
 from pgparity.cli.validate import explain_file
 from pgparity.engine.connection import connect, describe_dsn
 from pgparity.errors import SpecError, UsageError
+from pgparity.inputs import KEY_FILE, read_bytes
 from pgparity.models.migration_validation import ExplainQuery
 from pgparity.models.policy import Policy
 from pgparity.parity.data import ParityReport, compare, plan_checks, read_side, with_checks
 from pgparity.parity.data import render_text as render_parity
+from pgparity.redaction import sanitize
 from pgparity.seed.archive import restore, snapshot
 from pgparity.seed.catalog import read_catalog
 from pgparity.seed.pipeline import SeedOptions, SeedResult, load_key, needs_key, seed
@@ -25,6 +36,8 @@ from pgparity.seed.policy_check import check_policy, suggested_policy_text
 from pgparity.seed.progress import SeedProgress
 
 KEY_ENVIRONMENT = "PGPARITY_MASKING_KEY"
+MAX_JOBS = 64
+jobs_argument = int_in_range(1, MAX_JOBS)
 
 
 def register(commands: Any) -> None:
@@ -55,10 +68,10 @@ def register(commands: Any) -> None:
     parser.add_argument("--policy", required=True, type=Path, metavar="FILE")
     parser.add_argument(
         "--jobs",
-        type=int,
+        type=jobs_argument,
         default=2,
         metavar="N",
-        help="parallel copy and index-build workers (default 2)",
+        help=f"parallel copy and index-build workers (default 2, at most {MAX_JOBS})",
     )
     parser.add_argument(
         "--key-file",
@@ -107,12 +120,12 @@ def register(commands: Any) -> None:
     snap = commands.add_parser("snapshot", help="write an anonymized archive of a seeded clone")
     snap.add_argument("--dsn", required=True, help="a clone seeded by pgparity")
     snap.add_argument("--output", required=True, type=Path, metavar="DIR")
-    snap.add_argument("--jobs", type=int, default=2, metavar="N")
+    snap.add_argument("--jobs", type=jobs_argument, default=2, metavar="N")
     snap.set_defaults(handler=cmd_snapshot)
     back = commands.add_parser("restore", help="restore an anonymized archive into a clone")
     back.add_argument("--archive", required=True, type=Path, metavar="DIR")
     back.add_argument("--target-dsn", help="the clone's primary (default: $PGPARITY_TARGET_DSN)")
-    back.add_argument("--jobs", type=int, default=2, metavar="N")
+    back.add_argument("--jobs", type=jobs_argument, default=2, metavar="N")
     back.add_argument("--replace", action="store_true", help="drop everything in the target first")
     back.set_defaults(handler=cmd_restore)
 
@@ -128,12 +141,7 @@ def read_policy(path: Path) -> Policy:
 def read_key(path: Path | None) -> bytes | None:
     """The masking key: from ``--key-file``, else the environment; never printed."""
     if path is not None:
-        try:
-            return load_key(path.read_bytes(), f"--key-file {path}")
-        except FileNotFoundError:
-            raise UsageError(f"--key-file {path} does not exist") from None
-        except OSError as exc:
-            raise UsageError(f"--key-file {path} cannot be read: {exc.strerror}") from None
+        return load_key(read_bytes(path, KEY_FILE), f"--key-file {path}")
     value = os.environ.get(KEY_ENVIRONMENT)
     return load_key(value.encode(), KEY_ENVIRONMENT) if value else None
 
@@ -141,6 +149,7 @@ def read_key(path: Path | None) -> bytes | None:
 def cmd_policy_init(args: argparse.Namespace) -> int:
     if args.policy.exists() and not args.force:
         raise UsageError(f"{args.policy} exists; use --force to overwrite it")
+    check_output_file(args.policy, "--policy")
     with connect(args.dsn, role="source", read_only=True) as conn:
         catalog = read_catalog(conn)
     text = suggested_policy_text(catalog, describe_dsn(args.dsn))
@@ -185,8 +194,6 @@ def dsn_argument(args: argparse.Namespace, name: str) -> str:
 def cmd_seed(args: argparse.Namespace) -> int:
     dsn_argument(args, "source")
     dsn_argument(args, "target")
-    if not 1 <= args.jobs <= 64:
-        raise UsageError("--jobs must be between 1 and 64")
     policy = read_policy(args.policy)
     key = read_key(args.key_file)
     if needs_key(policy) and key is None:
@@ -222,8 +229,8 @@ def _parity(
     queries: Sequence[ExplainQuery] = (),
 ) -> ParityReport:
     with (
-        connect(production_dsn, role="production", read_only=True) as production,
-        connect(staging_dsn, role="staging") as staging,
+        connect(production_dsn, role="production", read_only=True, user_sql=True) as production,
+        connect(staging_dsn, role="staging", user_sql=True) as staging,
     ):
         report = compare(read_side(production), read_side(staging), policy=policy)
         return with_checks(report, plan_checks(production, staging, queries))
@@ -231,7 +238,7 @@ def _parity(
 
 def cmd_parity(args: argparse.Namespace) -> int:
     policy = read_policy(args.policy) if args.policy else None
-    queries = explain_file(args.queries).queries if args.queries else ()
+    queries = explain_file(args.queries, "--queries").queries if args.queries else ()
     report = _parity(args.production_dsn, args.staging_dsn, policy, queries)
     if args.format == "json":
         sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
@@ -241,6 +248,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
 
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
+    check_output_directory(args.output, "--output")
     manifest = snapshot(args.dsn, args.output, jobs=args.jobs)
     sys.stdout.write(
         f"wrote {args.output}: {len(manifest.rows)} tables, "
@@ -267,7 +275,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 def _stderr(text: str, quiet: bool) -> None:
     if not quiet:
-        sys.stderr.write(text)
+        sys.stderr.write(sanitize(text))
         sys.stderr.flush()
 
 

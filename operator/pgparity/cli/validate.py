@@ -13,7 +13,10 @@ from pgparity.cli.common import (
     EXIT_OK,
     EXIT_REJECTED,
     Progress,
+    check_output_file,
+    int_in_range,
     load_yaml,
+    number_in_range,
     progress_printer,
     write_atomically,
 )
@@ -21,7 +24,9 @@ from pgparity.engine.dryrun import Timeouts
 from pgparity.engine.holdlock import HoldLock
 from pgparity.engine.localcluster import LocalCluster
 from pgparity.engine.observation import Budgets, ObservationOptions, TrafficPlan
+from pgparity.engine.plans import check_explain_queries
 from pgparity.engine.reports import FORMATS, render, summary_line
+from pgparity.engine.traffic import check_workload
 from pgparity.engine.validate import (
     MigrationFile,
     Target,
@@ -29,10 +34,15 @@ from pgparity.engine.validate import (
     check_digest_syntax,
     validate,
 )
-from pgparity.errors import SpecError, UsageError
+from pgparity.errors import UsageError
+from pgparity.inputs import SEED_SQL, check_no_nul
 from pgparity.models.quantities import is_duration, parse_duration, parse_size
 from pgparity.models.report import ValidationReport, Verdict
-from pgparity.models.workload import ExplainFile, Workload
+from pgparity.models.workload import MAX_CLIENTS, MAX_RATE, ExplainFile, Workload
+from pgparity.redaction import sanitize_strings
+
+# PostgreSQL's limit on max_connections (MAX_BACKENDS): more sessions cannot be blocked.
+MAX_BLOCKED_SESSIONS = 262_143
 
 
 def register(commands: Any) -> None:
@@ -96,18 +106,18 @@ def _add_validate(p: argparse.ArgumentParser) -> None:
     )
     observe.add_argument(
         "--traffic-clients",
-        type=int,
+        type=int_in_range(1, MAX_CLIENTS),
         default=4,
         metavar="N",
-        help="client sessions for --traffic auto (default 4)",
+        help=f"client sessions for --traffic auto (default 4, at most {MAX_CLIENTS})",
     )
     observe.add_argument(
         "--traffic-rate",
-        type=float,
+        type=number_in_range(0, MAX_RATE),
         default=20.0,
         metavar="N",
         help="transactions per second per client for --traffic auto "
-        "(default 20; 0 = as fast as possible)",
+        f"(default 20; 0 = as fast as possible; at most {MAX_RATE:g})",
     )
     observe.add_argument(
         "--hold-lock",
@@ -129,7 +139,7 @@ def _add_validate(p: argparse.ArgumentParser) -> None:
     )
     observe.add_argument(
         "--max-blocked-sessions",
-        type=int,
+        type=int_in_range(0, MAX_BLOCKED_SESSIONS),
         metavar="N",
         help="budget: most sessions blocked behind the migration at once",
     )
@@ -150,7 +160,13 @@ def _add_validate(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    # Every argument and input file is checked before anything connects or starts.
     _dsn_from_environment(args)
+    _check_combinations(args)
+    if args.output:
+        check_output_file(args.output, "--output")
+    if args.seed_sql:
+        check_no_nul(args.seed_sql, SEED_SQL)
     migration = MigrationFile.read(args.migration)
     options = ValidationOptions(
         timeouts=Timeouts(
@@ -163,21 +179,25 @@ def cmd_validate(args: argparse.Namespace) -> int:
         observation=_observation_options(args),
         explain=explain_file(args.explain) if args.explain else None,
     )
-    if args.seed_sql and not args.local:
-        raise UsageError("--seed-sql needs --local (it loads the local cluster)")
-    if args.replica_dsn and args.local:
-        raise UsageError("--replica-dsn cannot be combined with --local (which makes its own)")
-    if args.seed_sql and not args.seed_sql.is_file():
-        raise UsageError(f"seed SQL file {args.seed_sql} does not exist")
     progress = progress_printer(args.quiet)
     if args.local:
         report = _validate_local(migration, options, args.seed_sql, progress)
     else:
         report = validate(migration, Target(args.dsn, args.replica_dsn), options, progress)
+    # A migration may quote a connection string (dblink, FDW options): never a password in
+    # a report, which often ends up as a pull-request comment.
+    report = sanitize_strings(report)
     _emit_report(report, args.format, args.output)
     if args.report_configmap:
         return _deliver(report, args.report_configmap, args.report_namespace, progress)
     return _exit_code(report)
+
+
+def _check_combinations(args: argparse.Namespace) -> None:
+    if args.seed_sql and not args.local:
+        raise UsageError("--seed-sql needs --local (it loads the local cluster)")
+    if args.replica_dsn and args.local:
+        raise UsageError("--replica-dsn cannot be combined with --local (which makes its own)")
 
 
 def _deliver(report: ValidationReport, name: str, namespace: str | None, progress: Progress) -> int:
@@ -217,28 +237,26 @@ def _observation_options(args: argparse.Namespace) -> ObservationOptions:
 def _traffic_plan(args: argparse.Namespace) -> TrafficPlan | None:
     if not args.traffic:
         return None
-    if not 1 <= args.traffic_clients <= 256:
-        raise UsageError("--traffic-clients must be between 1 and 256")
-    if args.traffic_rate < 0:
-        raise UsageError("--traffic-rate must not be negative (0 = as fast as possible)")
     if args.traffic == "auto":
         return TrafficPlan(auto=True, clients=args.traffic_clients, rate=args.traffic_rate)
     document = load_yaml(Path(args.traffic), "--traffic")
     try:
-        return TrafficPlan(workload=Workload.parse(document))
-    except SpecError as exc:
-        raise UsageError(f"--traffic {args.traffic}: {exc}") from None
+        workload = Workload.parse(document)
+        check_workload(workload)
+    except UsageError as exc:
+        raise UsageError(f"--traffic file {args.traffic}: {exc}") from exc
+    return TrafficPlan(workload=workload)
 
 
 def _budgets(args: argparse.Namespace) -> Budgets:
     lag_bytes = lag_seconds = None
     if args.max_replication_lag:
         if is_duration(args.max_replication_lag):
-            lag_seconds = parse_duration(args.max_replication_lag).seconds
+            lag_seconds = parse_duration(
+                args.max_replication_lag, what="--max-replication-lag"
+            ).seconds
         else:
             lag_bytes = parse_size(args.max_replication_lag, what="--max-replication-lag").bytes
-    if args.max_blocked_sessions is not None and args.max_blocked_sessions < 0:
-        raise UsageError("--max-blocked-sessions must not be negative")
     wait = (
         parse_duration(args.max_lock_wait, what="--max-lock-wait").seconds
         if args.max_lock_wait
@@ -258,11 +276,14 @@ def _budgets(args: argparse.Namespace) -> Budgets:
     )
 
 
-def explain_file(path: Path) -> ExplainFile:
+def explain_file(path: Path, flag: str = "--explain") -> ExplainFile:
+    """The queries of an explain file, each checked to be one statement EXPLAIN may run."""
     try:
-        return ExplainFile.parse(load_yaml(path, "--explain"))
-    except SpecError as exc:
-        raise UsageError(f"--explain {path}: {exc}") from None
+        parsed = ExplainFile.parse(load_yaml(path, flag))
+        check_explain_queries(parsed.queries)
+    except UsageError as exc:
+        raise UsageError(f"{flag} file {path}: {exc}") from exc
+    return parsed
 
 
 def _validate_local(

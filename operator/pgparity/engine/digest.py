@@ -20,6 +20,7 @@ import psycopg
 from pgparity.engine import catalog_sql
 from pgparity.engine.connection import first_line
 from pgparity.errors import DatabaseError, UsageError
+from pgparity.inputs import BASELINE, read_text
 
 SNAPSHOT_VERSION = 1
 # Part of what is hashed, so a change to the canonical form changes every digest at once.
@@ -53,11 +54,10 @@ class CatalogSnapshot:
 
     @classmethod
     def load(cls, path: Path) -> CatalogSnapshot:
+        text = read_text(path, BASELINE)
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise UsageError(f"baseline file {path} does not exist") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            doc = json.loads(text)
+        except (json.JSONDecodeError, RecursionError) as exc:
             raise UsageError(f"baseline file {path} is not a pgparity snapshot: {exc}") from None
         if (
             not isinstance(doc, dict)
@@ -109,7 +109,8 @@ def take_snapshot(conn: psycopg.Connection[Any]) -> CatalogSnapshot:
     try:
         with conn.transaction(), conn.cursor() as cur:
             cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            cur.execute("SET LOCAL search_path = pg_catalog")
+            # pg_temp last: a temporary table called pg_class cannot stand in for the catalog.
+            cur.execute("SET LOCAL search_path = pg_catalog, pg_temp")
             for query in catalog_sql.ALL_OBJECT_QUERIES:
                 cur.execute(query)
                 for key, definition in cur.fetchall():

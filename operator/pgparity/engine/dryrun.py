@@ -26,6 +26,7 @@ from psycopg import sql
 from pgparity.engine import trace
 from pgparity.engine.connection import error_message
 from pgparity.engine.plans import PlanOutcome, explain_all
+from pgparity.engine.sqlexec import LexingChangedError, execute_one, own_queries
 from pgparity.engine.statements import Statement
 from pgparity.errors import DatabaseError
 from pgparity.models.migration_validation import ExplainQuery
@@ -38,6 +39,37 @@ Mark = Callable[[int | None], None]
 
 def no_mark(_: int | None) -> None:
     return None
+
+
+# A migration of thousands of statements shows where it is, not a line per statement.
+EVERY_STATEMENT_UP_TO = 50
+PROGRESS_PERIOD_SECONDS = 1.0
+
+
+class ProgressPacer:
+    """Says which statement runs: each one for short migrations, else about once a second
+    (and always the first and the last)."""
+
+    def __init__(self, progress: Progress, total: int) -> None:
+        self._progress = progress
+        self._total = total
+        self._done = 0
+        self._last = -PROGRESS_PERIOD_SECONDS
+
+    def statement(self, statement: Statement, where: str = "") -> None:
+        now = time.monotonic()
+        self._done += 1
+        position = f", {self._done} of {self._total}" if self._total > 1 else ""
+        if (
+            self._total <= EVERY_STATEMENT_UP_TO
+            or now - self._last >= PROGRESS_PERIOD_SECONDS
+            or self._done in (1, self._total)
+        ):
+            self._last = now
+            self._progress(
+                f"statement {statement.index} (line {statement.line}){position}{where}: "
+                f"{_abbrev(statement.sql)}"
+            )
 
 
 @dataclass(frozen=True)
@@ -61,15 +93,30 @@ class RerunFailure:
     message: str
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """A statement the run stopped at, and why."""
+
+    statement: Statement
+    reason: str
+
+
 @dataclass
 class TransactionalRun:
     results: list[StatementResult] = field(default_factory=list)
     created_relations: set[str] = field(default_factory=set)
     touched_relations: set[str] = field(default_factory=set)
+    # Statements the run stopped at: a write to a foreign table, a lexer setting changed.
+    refusals: list[Refusal] = field(default_factory=list)
+    lexing_changes: list[Refusal] = field(default_factory=list)
+
+    @property
+    def stopped(self) -> bool:
+        return bool(self.refusals or self.lexing_changes)
 
     @property
     def failed(self) -> bool:
-        return any(r.error is not None for r in self.results)
+        return self.stopped or any(r.error is not None for r in self.results)
 
 
 def run_in_rolled_back_transaction(
@@ -117,41 +164,113 @@ def _apply_measured(
     mark: Mark,
     progress: Progress,
 ) -> None:
-    files = trace.relation_files(conn)
-    baseline_oids = set(files)
-    locks = trace.held_locks(conn)
+    tracer = trace.StatementTracer.start(conn)
+    pacer = ProgressPacer(progress, len(statements))
     for position, statement in enumerate(statements):
-        progress(f"statement {statement.index} (line {statement.line}): {_abbrev(statement.sql)}")
-        state = trace.session_state(conn)
-        mark(statement.index)
-        started = time.perf_counter()
-        try:
-            conn.execute(statement.sql.encode("utf-8"))
-        except psycopg.Error as exc:
-            if isinstance(exc, psycopg.OperationalError) and conn.closed:
-                raise
-            elapsed = (time.perf_counter() - started) * 1000
-            run.results.append(_failed(statement, elapsed, state, exc))
-            run.results.extend(_skipped(statements[position + 1 :]))
+        pacer.statement(statement)
+        stop = _run_measured(conn, statement, tracer, run, mark)
+        if stop is not None:
+            run.results.extend(_skipped(statements[position + 1 :], stop))
             return
-        elapsed = (time.perf_counter() - started) * 1000
-        after_state = trace.session_state(conn)
-        new_files = trace.relation_files(conn)
-        new_locks = trace.held_locks(conn)
-        taken = sorted(new_locks - locks)
+
+
+def _run_measured(
+    conn: psycopg.Connection[Any],
+    statement: Statement,
+    tracer: trace.StatementTracer,
+    run: TransactionalRun,
+    mark: Mark,
+) -> str | None:
+    """Run one statement and record what it did; returns why the run stops here, if it does."""
+    state = tracer.state
+    refusal = _foreign_write_refusal(conn, statement)
+    if refusal is not None:
+        run.refusals.append(Refusal(statement, refusal))
+        run.results.append(_refused(statement, state, refusal))
+        return STOPPED
+    mark(statement.index)
+    started = time.perf_counter()
+    try:
+        execute_one(conn, statement.sql)
+    except psycopg.Error as exc:
+        if isinstance(exc, psycopg.OperationalError) and conn.closed:
+            raise
+        run.results.append(_failed(statement, _since(started), state, exc))
+        return FAILED
+    except LexingChangedError as exc:
+        # The session no longer reads SQL as pglast does: nothing more runs in it, not even
+        # pgparity's own measurements.
+        run.lexing_changes.append(Refusal(statement, str(exc)))
         run.results.append(
             statement.result(
-                executed=True,
-                duration_ms=elapsed,
-                wal_bytes=max(0, after_state.wal_lsn - state.wal_lsn),
-                locks=tuple(trace.lock_record(lock) for lock in taken),
-                rewrites=tuple(trace.rewritten(files, new_files)),
-                settings_in_effect=state.timeouts(),
+                executed=True, duration_ms=_since(started), settings_in_effect=state.timeouts()
             )
         )
-        run.touched_relations |= {lock.object for lock in taken if lock.locktype == "relation"}
-        run.created_relations |= {new_files[oid].name for oid in set(new_files) - baseline_oids}
-        files, locks = new_files, new_locks
+        return STOPPED
+    elapsed = _since(started)
+    step = tracer.after_statement(conn)
+    run.results.append(_measured(statement, elapsed, step))
+    run.touched_relations |= {lock.object for lock in step.locks if lock.locktype == "relation"}
+    run.created_relations |= step.created
+    if step.foreign_writes:
+        wrote = f"it wrote to foreign table {', '.join(step.foreign_writes)}"
+        run.refusals.append(Refusal(statement, wrote))
+        return STOPPED
+    return None
+
+
+FAILED = "an earlier statement failed"
+STOPPED = "the run stopped at an earlier statement"
+
+
+def _since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+def _measured(statement: Statement, elapsed: float, step: trace.StatementTrace) -> StatementResult:
+    return statement.result(
+        executed=True,
+        duration_ms=elapsed,
+        wal_bytes=step.wal_bytes,
+        locks=tuple(trace.lock_record(lock) for lock in step.locks),
+        rewrites=step.rewrites,
+        settings_in_effect=step.before.timeouts(),
+    )
+
+
+def _foreign_write_refusal(conn: psycopg.Connection[Any], statement: Statement) -> str | None:
+    """A statement that writes into a foreign table is refused before it runs: the foreign
+    server may not undo what it is sent. Names resolve as the migration sees them (its own
+    search_path, its own earlier CREATE FOREIGN TABLE), so the query is fully qualified."""
+    if not statement.targets:
+        return None
+    names = [sql.Identifier(*name).as_string(conn) for name in statement.targets]
+    with own_queries(conn, catalog_names=False):
+        rows = conn.execute(_FOREIGN_TARGETS, (names,)).fetchall()
+    foreign = [str(row[0]) for row in rows]
+    if not foreign:
+        return None
+    return (
+        f"it writes to foreign table {', '.join(foreign)}, which ROLLBACK may not undo on the "
+        "foreign server; nothing was executed"
+    )
+
+
+_FOREIGN_TARGETS = """
+SELECT pg_catalog.format('%%I.%%I', n.nspname, c.relname)
+FROM pg_catalog.unnest(%s::pg_catalog.text[]) AS t(name)
+JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(t.name)
+JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+WHERE c.relkind OPERATOR(pg_catalog.=) 'f'
+"""
+
+
+def _refused(statement: Statement, state: trace.SessionState, reason: str) -> StatementResult:
+    return statement.result(
+        executed=False,
+        not_executed_reason=reason,
+        settings_in_effect=state.timeouts(),
+    )
 
 
 def _failed(
@@ -165,11 +284,30 @@ def _failed(
     )
 
 
-def _skipped(statements: Sequence[Statement]) -> list[StatementResult]:
-    return [
-        s.result(executed=False, not_executed_reason="an earlier statement failed")
-        for s in statements
-    ]
+def _skipped(statements: Sequence[Statement], reason: str = FAILED) -> list[StatementResult]:
+    return [s.result(executed=False, not_executed_reason=reason) for s in statements]
+
+
+def explain_in_rolled_back_transaction(
+    conn: psycopg.Connection[Any],
+    queries: Sequence[ExplainQuery],
+    timeouts: Timeouts,
+    *,
+    analyze: bool = False,
+) -> dict[str, PlanOutcome]:
+    """The plans before the migration, under the same timeouts and rolled back like the ones
+    after it: EXPLAIN ANALYZE runs its statement, and an explain query may be DML."""
+    if not queries:
+        return {}
+    try:
+        conn.execute("BEGIN")
+        _set_local_timeouts(conn, timeouts)
+        return explain_all(conn, queries, analyze=analyze)
+    except psycopg.OperationalError as exc:
+        raise DatabaseError(f"lost the connection while explaining: {exc}") from None
+    finally:
+        if not conn.closed:
+            conn.execute("ROLLBACK")
 
 
 @dataclass
@@ -224,11 +362,13 @@ def _apply_quietly(conn: psycopg.Connection[Any], statements: Sequence[Statement
         if text is None:
             continue
         try:
-            conn.execute(text.encode("utf-8"))
+            execute_one(conn, text)
         except psycopg.Error as exc:
             if isinstance(exc, psycopg.OperationalError) and conn.closed:
                 raise
             return f"statement {statement.index} (line {statement.line}): {error_message(exc)}"
+        except LexingChangedError as exc:
+            return f"statement {statement.index} (line {statement.line}): {exc}"
     return None
 
 
@@ -237,7 +377,10 @@ def _rerun(conn: psycopg.Connection[Any], statements: Sequence[Statement]) -> li
     for statement in statements:
         conn.execute("SAVEPOINT pgparity_rerun_statement")
         try:
-            conn.execute(statement.sql.encode("utf-8"))
+            execute_one(conn, statement.sql)
+        except LexingChangedError:
+            conn.execute("ROLLBACK TO SAVEPOINT pgparity_rerun_statement")
+            break
         except psycopg.Error as exc:
             if isinstance(exc, psycopg.OperationalError) and conn.closed:
                 raise
@@ -256,13 +399,13 @@ def _with_hold_times(results: list[StatementResult]) -> list[StatementResult]:
     In production the transaction commits right after its last statement, so the time a lock
     is held is the duration of the statement that took it plus every statement after it.
     """
-    executed = [r.duration_ms or 0.0 for r in results]
     updated: list[StatementResult] = []
-    for position, result in enumerate(results):
-        held = sum(executed[position:])
+    held = 0.0
+    for result in reversed(results):  # a running sum from the end: linear in the statements
+        held += result.duration_ms or 0.0
         locks = tuple(replace(lock, held_ms=held) for lock in result.locks)
         updated.append(replace(result, locks=locks))
-    return updated
+    return updated[::-1]
 
 
 def _abbrev(text: str, width: int = 60) -> str:

@@ -12,13 +12,22 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pgparity.engine.digest import ObjectChange
-from pgparity.engine.dryrun import RerunFailure
+from pgparity.engine.dryrun import Refusal, RerunFailure
+from pgparity.engine.effects import Hazard
 from pgparity.engine.observation import Budgets
+from pgparity.engine.observer import ObservationGap, Quantity
 from pgparity.engine.outside import InvalidIndex
 from pgparity.engine.plans import PlanComparison
 from pgparity.engine.statements import ParsedMigration
 from pgparity.models.quantities import format_bytes, format_ms
-from pgparity.models.report import Finding, Severity, StatementObservation, StatementResult
+from pgparity.models.report import (
+    Finding,
+    Severity,
+    SideEffect,
+    SideEffectKind,
+    StatementObservation,
+    StatementResult,
+)
 
 # What each lock mode that blocks the application stops (PostgreSQL docs, "Table-Level Locks").
 BLOCKING_MODES = {
@@ -91,6 +100,7 @@ def static_findings(parsed: ParsedMigration) -> list[Finding]:
         )
         for s in parsed.transaction_control
     ]
+    findings += effect_findings(parsed)
     if parsed.unwrapped:
         findings += [
             Finding(
@@ -104,6 +114,88 @@ def static_findings(parsed: ParsedMigration) -> list[Finding]:
             for s in parsed.outside
         ]
     return findings
+
+
+def effect_findings(parsed: ParsedMigration) -> list[Finding]:
+    """Statements with effects the dry-run cannot contain: refused ones are errors (nothing
+    runs), the others (ANALYZE, CHECKPOINT) warnings."""
+    found = []
+    for statement in parsed.statements:
+        for effect in statement.effects:
+            where = f"statement {statement.index} (line {statement.line})"
+            rule = "lexer-setting" if effect.hazard is Hazard.LEXING else "side-effect"
+            if effect.refused:
+                message = f"{where}: {effect.message}; nothing was executed"
+            else:
+                message = f"{where}: {effect.message}"
+            found.append(
+                Finding(
+                    rule=rule,
+                    severity=Severity.ERROR if effect.refused else Severity.WARNING,
+                    statement=statement.index,
+                    line=statement.line,
+                    message=message,
+                )
+            )
+    return found
+
+
+def stop_findings(refusals: Sequence[Refusal], lexing_changes: Sequence[Refusal]) -> list[Finding]:
+    """The statements the dry-run stopped at while it ran."""
+    return [
+        Finding(
+            rule=rule,
+            severity=Severity.ERROR,
+            statement=r.statement.index,
+            line=r.statement.line,
+            message=f"statement {r.statement.index} (line {r.statement.line}): {r.reason}",
+        )
+        for rule, stops in (("side-effect", refusals), ("lexer-setting-changed", lexing_changes))
+        for r in stops
+    ]
+
+
+def side_effect_findings(effects: Sequence[SideEffect]) -> list[Finding]:
+    """What the run changed that ROLLBACK did not undo and pgparity did not put back.
+
+    Sequences not restored and advisory locks left are warnings; a replication slot created
+    or dropped is an error (it holds WAL back, or is gone) unless pgparity dropped it again on
+    a clone. Statistics are listed in the report only: every CREATE INDEX updates them in
+    place.
+    """
+    found = []
+    sequences = [e.object for e in effects if e.kind is SideEffectKind.SEQUENCE and not e.restored]
+    if sequences:
+        found.append(
+            Finding(
+                rule="side-effect-left",
+                severity=Severity.WARNING,
+                message=f"the run advanced sequences ROLLBACK does not reset: "
+                f"{', '.join(sequences)} (put back only on clones)",
+            )
+        )
+    locks = [e.object for e in effects if e.kind is SideEffectKind.ADVISORY_LOCK]
+    if locks:
+        found.append(
+            Finding(
+                rule="side-effect-left",
+                severity=Severity.WARNING,
+                message=f"the migration left session-level advisory locks after ROLLBACK "
+                f"({', '.join(locks)}); pgparity released them",
+            )
+        )
+    slots = [e for e in effects if e.kind is SideEffectKind.REPLICATION_SLOT]
+    found += [
+        Finding(
+            rule="side-effect-left",
+            severity=Severity.WARNING if e.restored else Severity.ERROR,
+            message=f"the run {'created' if e.after else 'dropped'} replication slot "
+            f"{e.object}, which ROLLBACK does not undo"
+            + ("; pgparity dropped it again" if e.restored else ""),
+        )
+        for e in slots
+    ]
+    return found
 
 
 def error_findings(results: Iterable[StatementResult]) -> list[Finding]:
@@ -243,7 +335,7 @@ def budget_findings(results: Iterable[StatementResult], budgets: Budgets) -> lis
             continue
         where = f"statement {result.index} (line {result.line})"
         limit = budgets.max_lock_wait_seconds
-        if limit is not None and seen.max_lock_wait_seconds > limit:
+        if limit is not None and _over(seen.max_lock_wait_seconds, limit):
             found.append(
                 _error(
                     "lock-wait-budget",
@@ -253,7 +345,7 @@ def budget_findings(results: Iterable[StatementResult], budgets: Budgets) -> lis
                 )
             )
         blocked = budgets.max_blocked_sessions
-        if blocked is not None and seen.max_blocked_sessions > blocked:
+        if blocked is not None and _over(seen.max_blocked_sessions, blocked):
             found.append(
                 _error(
                     "blocked-sessions-budget",
@@ -266,22 +358,63 @@ def budget_findings(results: Iterable[StatementResult], budgets: Budgets) -> lis
     return found
 
 
+def _over(value: float | None, limit: float) -> bool:
+    """Over budget; an unobserved value (None) is judged by ``observation_gap_findings``."""
+    return value is not None and value > limit
+
+
+def observation_gap_findings(gaps: Sequence[ObservationGap], budgets: Budgets) -> list[Finding]:
+    """What the observer could not observe: a warning, an error where a budget depends on
+    it. "No replica" matters only to a replication-lag budget."""
+    found = []
+    for gap in gaps:
+        budget = _budget_for(gap.quantity, budgets)
+        if gap.no_replica and budget is None:
+            continue
+        severity = Severity.ERROR if budget is not None else Severity.WARNING
+        judged = f"; the budget {budget} cannot be judged" if budget is not None else ""
+        found.append(
+            Finding(
+                rule="observation-incomplete",
+                severity=severity,
+                message=f"{gap.quantity.value.replace('_', ' ')} was not observed: "
+                f"{gap.reason}{judged}",
+            )
+        )
+    return found
+
+
+def _budget_for(quantity: Quantity, budgets: Budgets) -> str | None:
+    limits = {
+        Quantity.BLOCKED_SESSIONS: (budgets.max_blocked_sessions, "--max-blocked-sessions"),
+        Quantity.LOCK_WAIT: (budgets.max_lock_wait_seconds, "--max-lock-wait"),
+        Quantity.REPLICATION_LAG_BYTES: (budgets.max_lag_bytes, "--max-replication-lag"),
+        Quantity.REPLICATION_LAG_SECONDS: (budgets.max_lag_seconds, "--max-replication-lag"),
+    }
+    limit, flag = limits[quantity]
+    return None if limit is None else flag
+
+
 def _lag_findings(
     result: StatementResult, seen: StatementObservation, budgets: Budgets, where: str
 ) -> list[Finding]:
     found = []
-    if budgets.max_lag_bytes is not None and seen.max_replication_lag_bytes > budgets.max_lag_bytes:
+    lag_bytes = seen.max_replication_lag_bytes
+    if (
+        budgets.max_lag_bytes is not None
+        and lag_bytes is not None
+        and lag_bytes > budgets.max_lag_bytes
+    ):
         found.append(
             _error(
                 "replication-lag-budget",
-                f"{where} put the replica {format_bytes(seen.max_replication_lag_bytes)} behind "
+                f"{where} put the replica {format_bytes(lag_bytes)} behind "
                 f"(budget {format_bytes(budgets.max_lag_bytes)})",
                 result,
             )
         )
-    if (
-        budgets.max_lag_seconds is not None
-        and seen.max_replication_lag_seconds > budgets.max_lag_seconds
+    if budgets.max_lag_seconds is not None and _over(
+        seen.max_replication_lag_seconds, budgets.max_lag_seconds
     ):
         found.append(
             _error(
@@ -301,22 +434,26 @@ def blocked_sessions_findings(
     found = []
     for result in results:
         seen = result.observed
-        if seen is None or seen.max_blocked_sessions == 0:
+        if seen is None or not seen.max_blocked_sessions:
             continue
         over_budget = (
             budgets.max_blocked_sessions is not None
-            and seen.max_blocked_sessions > budgets.max_blocked_sessions
+            and _over(seen.max_blocked_sessions, budgets.max_blocked_sessions)
         ) or (
             budgets.max_lock_wait_seconds is not None
-            and seen.max_lock_wait_seconds > budgets.max_lock_wait_seconds
+            and _over(seen.max_lock_wait_seconds, budgets.max_lock_wait_seconds)
         )
         if not over_budget:
+            longest = (
+                "for an unknown time"
+                if seen.max_lock_wait_seconds is None
+                else f"the longest for {seen.max_lock_wait_seconds:.2f} s"
+            )
             found.append(
                 _warning(
                     "sessions-blocked",
                     f"statement {result.index} (line {result.line}) blocked up to "
-                    f"{seen.max_blocked_sessions} sessions, the longest for "
-                    f"{seen.max_lock_wait_seconds:.2f} s",
+                    f"{seen.max_blocked_sessions} sessions, {longest}",
                     result,
                 )
             )

@@ -8,6 +8,7 @@ exactly as it would in production; without one, the queue grows.
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,7 @@ import psycopg
 from psycopg import sql
 
 from pgparity.engine.connection import connect, error_message
-from pgparity.errors import DatabaseError, UsageError
+from pgparity.errors import DatabaseError, UsageError, shown
 from pgparity.models.quantities import parse_duration
 
 HOLD_APPLICATION = "pgparity-hold-lock"
@@ -33,10 +34,11 @@ class HoldLock:
         table, sep, duration = text.rpartition(":")
         if not sep or not table.strip():
             raise UsageError(f"--hold-lock {text!r}: expected TABLE:SECONDS, e.g. orders:5")
-        try:
-            seconds = float(duration)
-        except ValueError:
-            seconds = parse_duration(duration, what=f"--hold-lock {text!r} duration").seconds
+        # A bare number is seconds here; read it exactly like any duration (no nan, inf, 1e400).
+        bare = re.fullmatch(r"\s*[0-9]+(\.[0-9]+)?\s*", duration, re.ASCII)
+        seconds = parse_duration(
+            f"{duration.strip()}s" if bare else duration, what=f"--hold-lock {shown(text)} duration"
+        ).seconds
         if seconds <= 0:
             raise UsageError(f"--hold-lock {text!r}: the duration must be positive")
         return cls(table=table.strip(), seconds=seconds)

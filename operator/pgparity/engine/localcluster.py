@@ -5,12 +5,18 @@ loopback ports with a private socket directory, applies the configuration it is 
 configuration parity is explicit, waits until every replica is really streaming, marks the
 database as a pgparity clone, and removes everything on exit, on error and on Ctrl-C. PostgreSQL
 refuses to run as root, so when pgparity runs as root the servers run as an unprivileged user.
+
+A ``kill -9`` leaves no chance to clean up: the servers get SIGQUIT from the kernel (they ask
+for it when their parent dies), but the directory stays. So each cluster directory records its
+owner (PID and start time), and the next start removes the directories of dead owners, after
+stopping any server still running in them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import pwd
 import re
@@ -33,12 +39,15 @@ import psycopg
 from pgparity.engine.clone import mark_clone
 from pgparity.engine.connection import connect
 from pgparity.errors import ClusterError, UsageError
+from pgparity.redaction import sanitize
 
 SUPERUSER = "pgparity"
 DEFAULT_DBNAME = "postgres"
 READY_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 30.0
 _PR_SET_PDEATHSIG = 1
+WORKDIR_PREFIX = "pgparity-cluster-"
+OWNER_FILE = "pgparity-owner.json"
 
 Progress = Callable[[str], None]
 
@@ -129,6 +138,8 @@ class LocalCluster:
     def start(self) -> None:
         bindir = self.bindir or find_pg_bindir()
         self.bindir = bindir
+        for stale in remove_stale_clusters(workdir_base(self._user)):
+            self.progress(f"removed {stale}, left behind by a pgparity that was killed")
         try:
             self._create_workdir()
             self.primary = self._init_primary(bindir)
@@ -213,13 +224,14 @@ class LocalCluster:
         result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             detail = _first_error_line(result.stderr) or f"psql exited {result.returncode}"
-            raise UsageError(f"seed SQL {path} failed: {detail}")
+            raise UsageError(f"seed SQL {path} failed: {sanitize(detail)}")
 
     # -- steps --------------------------------------------------------------------------------
 
     def _create_workdir(self) -> None:
         base = workdir_base(self._user)
-        self._workdir = Path(tempfile.mkdtemp(prefix="pgparity-cluster-", dir=base))
+        self._workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX, dir=base))
+        _write_owner(self._workdir)
         self._workdir.chmod(0o700)
         self._chown(self._workdir)
 
@@ -506,3 +518,109 @@ def _first_error_line(stderr: str) -> str:
         if "ERROR:" in line or "FATAL:" in line or "error:" in line:
             return line.strip()
     return stderr.strip().splitlines()[0] if stderr.strip() else ""
+
+
+# --- directories left behind by a killed pgparity ------------------------------------------
+
+
+def _write_owner(workdir: Path) -> None:
+    """Record who owns ``workdir``: a PID alone could be reused by an unrelated process, and
+    means nothing in another PID namespace (a container sharing the directory)."""
+    owner = {
+        "pid": os.getpid(),
+        "started": process_start(os.getpid()),
+        "pid_namespace": _pid_namespace(),
+    }
+    tmp = workdir / f".{OWNER_FILE}.tmp"
+    tmp.write_text(json.dumps(owner), encoding="utf-8")
+    tmp.replace(workdir / OWNER_FILE)
+
+
+def remove_stale_clusters(base: Path) -> list[Path]:
+    """Remove the cluster directories under ``base`` whose owner is dead; stop their servers.
+
+    Directories without an owner record are left alone: they are not pgparity's, or another
+    pgparity has just created them.
+    """
+    removed = []
+    for directory in sorted(base.glob(f"{WORKDIR_PREFIX}*")):
+        owner = _read_owner(directory)
+        if owner is None or _owner_alive(*owner):
+            continue
+        for pidfile in directory.glob("*/postmaster.pid"):
+            _stop_orphan_server(pidfile)
+        shutil.rmtree(directory, ignore_errors=True)
+        removed.append(directory)
+    return removed
+
+
+def _read_owner(directory: Path) -> tuple[int, int | None] | None:
+    """(PID, start time) of the owner, if it is pgparity's and the PID means the same here."""
+    try:
+        doc = json.loads((directory / OWNER_FILE).read_text(encoding="utf-8"))
+        started = doc.get("started")
+        if doc.get("pid_namespace") != _pid_namespace():
+            return None
+        return int(doc["pid"]), None if started is None else int(started)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+
+
+def _pid_namespace() -> str | None:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
+def _owner_alive(pid: int, started: int | None) -> bool:
+    if started is not None and Path("/proc/self/stat").exists():
+        return process_start(pid) == started
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def process_start(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (/proc/PID/stat, field 22), or None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) is in parentheses and may contain spaces and parentheses.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return int(fields[19]) if fields[0] != "Z" else None
+
+
+def _stop_orphan_server(pidfile: Path) -> None:
+    """Stop the postmaster ``pidfile`` names — only if that PID really is a postgres serving
+    this data directory (postmaster.pid's first two lines; the postmaster's cwd is its data
+    directory), so a reused PID is never signalled."""
+    try:
+        lines = pidfile.read_text().splitlines()
+        pid, datadir = int(lines[0]), Path(lines[1])
+    except (OSError, ValueError, IndexError):
+        return
+    if datadir.resolve() != pidfile.parent.resolve() or not _serves(pid, datadir):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGQUIT)  # immediate shutdown: the files are deleted next
+    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+    while process_start(pid) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if process_start(pid) is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _serves(pid: int, datadir: Path) -> bool:
+    try:
+        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+        cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        return False
+    return Path(os.fsdecode(argv0)).name == "postgres" and cwd == datadir.resolve()

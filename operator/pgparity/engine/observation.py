@@ -20,7 +20,16 @@ import psycopg
 
 from pgparity.engine.connection import connect
 from pgparity.engine.holdlock import HoldLock, LockHolder
-from pgparity.engine.observer import DEFAULT_PERIOD_SECONDS, Observer, Summary, summarize
+from pgparity.engine.observer import (
+    DEFAULT_PERIOD_SECONDS,
+    OBSERVER_OPTIONS,
+    ObservationGap,
+    Observer,
+    Summary,
+    observation_gaps,
+    summarize,
+    without_gaps,
+)
 from pgparity.engine.traffic import (
     TrafficRunner,
     auto_workload,
@@ -73,15 +82,17 @@ class ObservationResult:
     window_seconds: float
     replica_catchup_seconds: float | None
     traffic: Mapping[str, Any] | None
+    gaps: tuple[ObservationGap, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         summary = self.summary
         return {
-            "max_lock_wait_seconds": round(summary.max_lock_wait_seconds, 3),
+            "max_lock_wait_seconds": _round(summary.max_lock_wait_seconds),
             "max_blocked_sessions": summary.max_blocked_sessions,
-            "migration_lock_wait_seconds": round(summary.migration_lock_wait_seconds, 3),
+            "migration_lock_wait_seconds": _round(summary.migration_lock_wait_seconds),
             "max_replication_lag_bytes": summary.max_replication_lag_bytes,
-            "max_replication_lag_seconds": round(summary.max_replication_lag_seconds, 3),
+            "max_replication_lag_seconds": _round(summary.max_replication_lag_seconds),
+            "observation_gaps": [gap.to_dict() for gap in self.gaps],
             "replica_catchup_seconds": None
             if self.replica_catchup_seconds is None
             else round(self.replica_catchup_seconds, 3),
@@ -91,6 +102,10 @@ class ObservationResult:
             "migration_window_seconds": round(self.window_seconds, 3),
             "traffic": dict(self.traffic) if self.traffic is not None else None,
         }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
 
 
 class ObservedRun:
@@ -104,6 +119,7 @@ class ObservedRun:
         progress: Progress = lambda _: None,
     ) -> None:
         self._dsn = dsn
+        self._replica_dsn = replica_dsn
         self._options = options
         self._referenced = referenced
         self._progress = progress
@@ -200,13 +216,15 @@ class ObservedRun:
         """Seconds until every replica has replayed what the primary had written at the end."""
         started = time.monotonic()
         try:
-            with connect(self._dsn, role="target") as conn:
+            with connect(self._dsn, role="target", session_options=OBSERVER_OPTIONS) as conn:
                 row = conn.execute(
-                    "SELECT pg_current_wal_lsn(), count(*) FROM pg_stat_replication"
+                    "SELECT pg_current_wal_lsn(), count(*), count(replay_lsn) "
+                    "FROM pg_stat_replication"
                 ).fetchone()
-                if row is None or not row[1]:
+                # No replica, or positions this role may not see: nothing to wait for.
+                if row is None or not row[1] or row[2] < row[1]:
                     return None
-                end, replicas = row
+                end, replicas, _ = row
                 while time.monotonic() - started < self._options.catchup_timeout:
                     done = conn.execute(
                         "SELECT count(*) FROM pg_stat_replication WHERE replay_lsn >= %s", (end,)
@@ -226,8 +244,15 @@ class ObservedRun:
         traffic = None
         if self._traffic is not None:
             traffic = traffic_report(self._traffic.outcome, window)
+        gaps = observation_gaps(
+            samples,
+            window if self._started is not None else None,
+            self._observer.period,
+            replica_given=self._replica_dsn is not None,
+        )
         return ObservationResult(
-            summary=summarize(samples, self._pids, locks),
+            summary=without_gaps(summarize(samples, self._pids, locks), gaps),
+            gaps=tuple(gaps),
             period=self._observer.period,
             samples=samples.ticks,
             sampling_errors=len(samples.errors),

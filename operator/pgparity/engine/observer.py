@@ -14,9 +14,10 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any, TypeVar
 
 import psycopg
 
@@ -27,6 +28,9 @@ from pgparity.models.report import BlockingEdge, StatementObservation
 
 DEFAULT_PERIOD_SECONDS = 0.05
 OBSERVER_APPLICATION = "pgparity-observer"
+# The observer's own sessions resolve names in the catalog and give up on a stuck query.
+OBSERVER_OPTIONS = "-c search_path=pg_catalog,pg_temp -c statement_timeout=5s"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,23 @@ class ReplicationSample:
     lag_bytes: int
     lag_seconds: float | None
     replicas: int
+    hidden: int = 0  # replicas whose position this role may not see
+    taken: float = 0.0  # time.monotonic(), comparable with the migration's window
+    replica_measured: bool = False  # lag_bytes includes the replica's own replay position
+
+
+class Source(StrEnum):
+    """Which of the observer's sessions a sample failed on."""
+
+    PRIMARY = "primary"
+    REPLICA = "replica"
+
+
+@dataclass(frozen=True)
+class SamplingFailure:
+    taken: float  # time.monotonic()
+    source: Source
+    message: str
 
 
 @dataclass
@@ -62,7 +83,10 @@ class Samples:
     activity: list[ActivitySample] = field(default_factory=list)
     replication: list[ReplicationSample] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    failures: list[SamplingFailure] = field(default_factory=list)
+    stopped: float | None = None  # time.monotonic() when the sampler gave up before the end
     ticks: int = 0
+    waitstart: bool = True  # the server has pg_locks.waitstart (PostgreSQL 14+)
 
 
 class Observer:
@@ -92,12 +116,18 @@ class Observer:
     def start(self) -> None:
         # Connect here, not in the thread, so an unreachable database fails the run at once.
         self._conn = connect(
-            self._dsn, role="target (observer)", application_name=OBSERVER_APPLICATION
+            self._dsn,
+            role="target (observer)",
+            application_name=OBSERVER_APPLICATION,
+            session_options=OBSERVER_OPTIONS,
         )
-        self._conn.execute("SET statement_timeout = '5s'")
+        self.samples.waitstart = self._conn.info.server_version >= observer_sql.WAITSTART_SINCE
         if self._replica_dsn:
             self._replica = connect(
-                self._replica_dsn, role="replica (observer)", application_name=OBSERVER_APPLICATION
+                self._replica_dsn,
+                role="replica (observer)",
+                application_name=OBSERVER_APPLICATION,
+                session_options=OBSERVER_OPTIONS,
             )
         self._thread.start()
         self._ready.wait(timeout=5)
@@ -120,47 +150,79 @@ class Observer:
 
     def _run(self) -> None:
         next_tick = time.monotonic()
-        while not self._stop.is_set():
-            try:
+        try:
+            while not self._stop.is_set() and not (self._conn is None or self._conn.closed):
                 self._tick()
-            except psycopg.Error as exc:  # keep observing; say how often it failed
-                self.samples.errors.append(str(exc).strip().splitlines()[0])
-                if self._conn is None or self._conn.closed:
-                    return
+                self._ready.set()
+                next_tick += self._period
+                self._stop.wait(max(0.0, next_tick - time.monotonic()))
+        finally:
+            if not self._stop.is_set():  # it gave up (its session is gone), nobody stopped it
+                self.samples.stopped = time.monotonic()
             self._ready.set()
-            next_tick += self._period
-            self._stop.wait(max(0.0, next_tick - time.monotonic()))
 
     def _tick(self) -> None:
+        """One sample of each kind; a failure is recorded (the report then says what could
+        not be observed) and sampling goes on while the primary's session lives."""
         assert self._conn is not None
         statement = self._statement
         self.samples.ticks += 1
-        rows = self._conn.execute(observer_sql.LOCK_WAITERS).fetchall()
+        current = self._sampled(Source.PRIMARY, lambda: self._activity_sample(statement))
+        if current is not None:
+            self._sampled(Source.REPLICA, lambda: self._replica_sample(current))
+
+    def _sampled(self, source: Source, take: Callable[[], T]) -> T | None:
+        try:
+            return take()
+        except psycopg.Error as exc:
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            self.samples.errors.append(message)
+            self.samples.failures.append(SamplingFailure(time.monotonic(), source, message))
+            return None
+
+    def _activity_sample(self, statement: int | None) -> str:
+        """Sample who waits for which lock; returns the primary's WAL position (for lag)."""
+        assert self._conn is not None
+        query = (
+            observer_sql.LOCK_WAITERS
+            if self.samples.waitstart
+            else (observer_sql.LOCK_WAITERS_WITHOUT_WAITSTART)
+        )
+        rows = self._conn.execute(query).fetchall()
         if rows:
             waiters = tuple(_waiter(row) for row in rows)
             blockers = sorted({pid for w in waiters for pid in w.blockers})
             names = dict(self._conn.execute(observer_sql.SESSION_NAMES, (blockers,)).fetchall())
             at = float(rows[0][0])
             self.samples.activity.append(ActivitySample(at, statement, waiters, names))
-        self.samples.replication.append(self._replication_sample(statement))
-
-    def _replication_sample(self, statement: int | None) -> ReplicationSample:
-        assert self._conn is not None
         row = self._conn.execute(observer_sql.REPLICATION).fetchone()
         assert row is not None
-        at, current, lag_bytes, lag_seconds, replicas = row
-        if self._replica is not None:
-            replayed = self._replica.execute(observer_sql.REPLICA_REPLAY).fetchone()
-            if replayed and replayed[0]:
-                own = parse_lsn(str(current)) - parse_lsn(str(replayed[0]))
-                lag_bytes = max(int(lag_bytes), own)
-        return ReplicationSample(
-            at=float(at),
-            statement=statement,
-            lag_bytes=int(lag_bytes),
-            lag_seconds=None if lag_seconds is None else float(lag_seconds),
-            replicas=int(replicas),
+        at, current, lag_bytes, lag_seconds, replicas, hidden = row
+        self.samples.replication.append(
+            ReplicationSample(
+                at=float(at),
+                statement=statement,
+                lag_bytes=int(lag_bytes),
+                lag_seconds=None if lag_seconds is None else float(lag_seconds),
+                replicas=int(replicas),
+                hidden=int(hidden),
+                taken=time.monotonic(),
+            )
         )
+        return str(current)
+
+    def _replica_sample(self, current: str) -> None:
+        """The replica's own replay position, when it was given: the lag in bytes even where
+        the primary hides pg_stat_replication's positions."""
+        if self._replica is None:
+            return
+        replayed = self._replica.execute(observer_sql.REPLICA_REPLAY).fetchone()
+        if replayed and replayed[0]:
+            own = parse_lsn(current) - parse_lsn(str(replayed[0]))
+            last = self.samples.replication[-1]
+            self.samples.replication[-1] = replace(
+                last, lag_bytes=max(last.lag_bytes, own), replica_measured=True
+            )
 
 
 def _waiter(row: Sequence[Any]) -> Waiter:
@@ -197,12 +259,14 @@ class _Accumulator:
 
 @dataclass(frozen=True)
 class Summary:
+    """The maxima over the run; None where the observer could not observe (``gaps``)."""
+
     statements: Mapping[int, StatementObservation]
-    max_blocked_sessions: int
-    max_lock_wait_seconds: float
-    migration_lock_wait_seconds: float
-    max_replication_lag_bytes: int
-    max_replication_lag_seconds: float
+    max_blocked_sessions: int | None
+    max_lock_wait_seconds: float | None
+    migration_lock_wait_seconds: float | None
+    max_replication_lag_bytes: int | None
+    max_replication_lag_seconds: float | None
 
 
 def summarize(
@@ -306,3 +370,152 @@ def _observation(acc: _Accumulator) -> StatementObservation:
         max_replication_lag_seconds=acc.lag_seconds,
         blocking=tuple(edges[:10]),
     )
+
+
+# -- what could not be observed (pure) -------------------------------------------------------
+
+
+class Quantity(StrEnum):
+    """What the observer measures, each of which a budget can depend on."""
+
+    BLOCKED_SESSIONS = "blocked_sessions"
+    LOCK_WAIT = "lock_wait"
+    REPLICATION_LAG_BYTES = "replication_lag_bytes"
+    REPLICATION_LAG_SECONDS = "replication_lag_seconds"
+
+
+_LOCKS = (Quantity.BLOCKED_SESSIONS, Quantity.LOCK_WAIT)
+_LAG = (Quantity.REPLICATION_LAG_BYTES, Quantity.REPLICATION_LAG_SECONDS)
+
+
+@dataclass(frozen=True)
+class ObservationGap:
+    """A quantity the observer could not observe during the migration, and why.
+
+    ``no_replica``: there was nothing to observe (no replica streams from the target), which
+    matters only to a replication-lag budget.
+    """
+
+    quantity: Quantity
+    reason: str
+    no_replica: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"quantity": self.quantity.value, "reason": self.reason}
+
+
+def observation_gaps(
+    samples: Samples, window: tuple[float, float] | None, period: float, replica_given: bool
+) -> list[ObservationGap]:
+    """What the samples cannot tell about the migration's window (``time.monotonic()``)."""
+    if window is None:
+        return []
+    start, end = window[0] - period, window[1] + period
+    gaps = _sampler_gaps(samples, start, window[1])
+    if not samples.waitstart:
+        gaps.append(
+            ObservationGap(
+                Quantity.LOCK_WAIT,
+                "the server has no pg_locks.waitstart (PostgreSQL 14 and later): how long "
+                "sessions waited for locks is unknown",
+            )
+        )
+    gaps += _replication_gaps(samples, start, end, window[1], replica_given)
+    return _first_per_quantity(gaps)
+
+
+def _sampler_gaps(samples: Samples, start: float, finished: float) -> list[ObservationGap]:
+    failed = [
+        f for f in samples.failures if f.source is Source.PRIMARY and start <= f.taken <= finished
+    ]
+    reason = None
+    if failed:
+        reason = (
+            f"the observer's samples of the target failed {len(failed)} times during the "
+            f"migration ({failed[0].message})"
+        )
+    elif samples.stopped is not None and samples.stopped < finished:
+        reason = "the observer lost its session on the target during the migration"
+    if reason is None:
+        return []
+    return [ObservationGap(q, reason) for q in (*_LOCKS, *_LAG)]
+
+
+def _replication_gaps(
+    samples: Samples, start: float, end: float, finished: float, replica_given: bool
+) -> list[ObservationGap]:
+    during = [r for r in samples.replication if start <= r.taken <= end]
+    if not during:
+        during = [r for r in samples.replication if r.taken <= end][-1:]
+    failed = [
+        f for f in samples.failures if f.source is Source.REPLICA and start <= f.taken <= finished
+    ]
+    if failed:
+        reason = f"the replica could not be sampled during the migration ({failed[0].message})"
+        return [ObservationGap(q, reason) for q in _LAG]
+    if during and all(r.replicas == 0 for r in during) and not replica_given:
+        reason = "no replica streams from the target"
+        return [ObservationGap(q, reason, no_replica=True) for q in _LAG]
+    gaps = []
+    hidden = [r for r in during if r.hidden]
+    if hidden:
+        reason = (
+            "pg_stat_replication hides the replicas' positions from this role (it needs "
+            "pg_monitor or pg_read_all_stats)"
+        )
+        gaps.append(ObservationGap(Quantity.REPLICATION_LAG_SECONDS, reason))
+        if not all(r.replica_measured for r in hidden):
+            gaps.append(ObservationGap(Quantity.REPLICATION_LAG_BYTES, reason))
+    return gaps
+
+
+def _first_per_quantity(gaps: Sequence[ObservationGap]) -> list[ObservationGap]:
+    seen: dict[Quantity, ObservationGap] = {}
+    for gap in gaps:
+        seen.setdefault(gap.quantity, gap)
+    return list(seen.values())
+
+
+def without_gaps(summary: Summary, gaps: Sequence[ObservationGap]) -> Summary:
+    """The summary with every quantity that could not be observed set to None (unknown),
+    per statement too — never a zero that reads as "nothing happened"."""
+    missing = {gap.quantity for gap in gaps}
+    statements = {i: _blank(o, missing) for i, o in summary.statements.items()}
+    return Summary(
+        statements=statements,
+        max_blocked_sessions=_unless(
+            Quantity.BLOCKED_SESSIONS, missing, summary.max_blocked_sessions
+        ),
+        max_lock_wait_seconds=_unless(Quantity.LOCK_WAIT, missing, summary.max_lock_wait_seconds),
+        migration_lock_wait_seconds=_unless(
+            Quantity.LOCK_WAIT, missing, summary.migration_lock_wait_seconds
+        ),
+        max_replication_lag_bytes=_unless(
+            Quantity.REPLICATION_LAG_BYTES, missing, summary.max_replication_lag_bytes
+        ),
+        max_replication_lag_seconds=_unless(
+            Quantity.REPLICATION_LAG_SECONDS, missing, summary.max_replication_lag_seconds
+        ),
+    )
+
+
+def _blank(seen: StatementObservation, missing: set[Quantity]) -> StatementObservation:
+    return replace(
+        seen,
+        max_blocked_sessions=_unless(Quantity.BLOCKED_SESSIONS, missing, seen.max_blocked_sessions),
+        max_lock_wait_seconds=_unless(Quantity.LOCK_WAIT, missing, seen.max_lock_wait_seconds),
+        own_lock_wait_seconds=_unless(Quantity.LOCK_WAIT, missing, seen.own_lock_wait_seconds),
+        max_replication_lag_bytes=_unless(
+            Quantity.REPLICATION_LAG_BYTES, missing, seen.max_replication_lag_bytes
+        ),
+        max_replication_lag_seconds=_unless(
+            Quantity.REPLICATION_LAG_SECONDS, missing, seen.max_replication_lag_seconds
+        ),
+    )
+
+
+N = TypeVar("N", int, float)
+
+
+def _unless(quantity: Quantity, missing: set[Quantity], value: N | None) -> N | None:
+    return None if quantity in missing else value

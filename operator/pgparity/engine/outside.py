@@ -23,13 +23,16 @@ from pgparity.engine import trace
 from pgparity.engine.compensation import plan_compensation
 from pgparity.engine.connection import connect, error_message
 from pgparity.engine.digest import CatalogSnapshot, ObjectChange, take_snapshot
-from pgparity.engine.dryrun import Mark, Timeouts, TransactionalRun, no_mark
+from pgparity.engine.dryrun import Mark, ProgressPacer, Timeouts, TransactionalRun, no_mark
+from pgparity.engine.sqlexec import CATALOG_SEARCH_PATH, LexingChangedError, execute_one
 from pgparity.engine.statements import OutsideAction, Statement
 from pgparity.errors import DatabaseError
 from pgparity.models.report import StatementError, StatementResult
 
 Progress = Callable[[str], None]
 LOCK_SAMPLE_SECONDS = 0.01
+# The lock sampler only ever runs pgparity's own queries: resolve them in pg_catalog.
+CATALOG_ONLY = f"-c search_path={CATALOG_SEARCH_PATH.replace(' ', '')}"
 # Errors meaning "an object this statement names does not exist" (class 42, undefined_*).
 _UNDEFINED = {"42P01", "42703", "42704", "42883"}
 
@@ -69,7 +72,11 @@ def rehearse_outside_transaction(
     ``mark`` says which statement runs (compensation is not the migration: it is unmarked).
     """
     run = OutsideRun()
-    with connect(dsn, role="clone") as conn, connect(dsn, role="clone (lock sampler)") as watch:
+    pacer = ProgressPacer(progress, len(statements))
+    with (
+        connect(dsn, role="clone", user_sql=True) as conn,
+        connect(dsn, role="clone (lock sampler)", session_options=CATALOG_ONLY) as watch,
+    ):
         on_session(conn.info.backend_pid)
         _set_session_timeouts(conn, timeouts)
         for statement in statements:
@@ -77,12 +84,17 @@ def rehearse_outside_transaction(
             if reason:
                 run.results.extend(not_executed([statement], reason))
                 continue
-            progress(
-                f"statement {statement.index} (line {statement.line}) outside the "
-                f"transaction: {' '.join(statement.sql.split())[:60]}"
-            )
-            run.results.append(_rehearse(conn, watch, statement, transactional, mark))
-            _restore(conn, statement, baseline, run, progress)
+            pacer.statement(statement, " outside the transaction")
+            try:
+                run.results.append(_rehearse(conn, watch, statement, transactional, mark))
+            except KeyboardInterrupt:
+                # Ctrl-C or SIGTERM: psycopg cancelled the statement on the server, which can
+                # leave an invalid index behind; put the clone back before giving up.
+                _restore(conn, statement, baseline, run, progress)
+                raise
+            steps = _restore(conn, statement, baseline, run, progress)
+            if steps:
+                run.results[-1] = replace(run.results[-1], compensation=steps)
     return run
 
 
@@ -117,14 +129,16 @@ def _rehearse(
     sampler = LockSampler(watch, conn.info.backend_pid)
     mark(statement.index)
     started = time.perf_counter()
+    error: StatementError | None = None
     with sampler:
         try:
-            conn.execute(statement.sql.encode("utf-8"))
-            error = None
+            execute_one(conn, statement.sql)
         except psycopg.Error as exc:
             if conn.closed:
                 raise DatabaseError(f"lost the connection to the clone: {exc}") from None
-            error = exc
+            error = StatementError(exc.sqlstate, error_message(exc))
+        except LexingChangedError as exc:
+            error = StatementError(None, str(exc))
         finally:
             mark(None)
     elapsed = (time.perf_counter() - started) * 1000
@@ -148,7 +162,7 @@ def _rehearse(
         wal_bytes=max(0, trace.session_state(conn).wal_lsn - state.wal_lsn),
         locks=tuple(trace.lock_record(lock, held_ms=elapsed) for lock in sorted(sampler.locks)),
         rewrites=tuple(trace.rewritten(files, trace.relation_files(conn))),
-        error=None if error is None else StatementError(error.sqlstate, error_message(error)),
+        error=error,
     )
 
 
@@ -164,7 +178,8 @@ def _restore(
     baseline: CatalogSnapshot,
     run: OutsideRun,
     progress: Progress,
-) -> None:
+) -> tuple[str, ...]:
+    """Compensate what ``statement`` changed; returns the compensating statements."""
     after = take_snapshot(conn)
     for key, definition in after.objects.items():
         was = baseline.objects.get(key)
@@ -182,11 +197,7 @@ def _restore(
             conn.execute(step.statement)
         except psycopg.Error as exc:
             run.compensation_failures.append(f"{step.reason}: {error_message(exc)}")
-    if plan.steps:
-        result = run.results[-1]
-        run.results[-1] = replace(
-            result, compensation=tuple(step.statement.as_string(conn) for step in plan.steps)
-        )
+    return tuple(step.statement.as_string(conn) for step in plan.steps)
 
 
 class LockSampler:

@@ -14,9 +14,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from pglast import ast, parse_sql
+from pglast.parser import ParseError
 
 from pgparity.engine.connection import error_message
+from pgparity.engine.effects import classify
+from pgparity.engine.sqlexec import LexingChangedError, execute_one
+from pgparity.errors import UsageError
 from pgparity.models.migration_validation import ExplainQuery
+
+# What EXPLAIN accepts and pgparity explains (PostgreSQL 15's ExplainableStmt minus the ones
+# that create objects or run prepared statements: CREATE TABLE AS, DECLARE, EXECUTE, REFRESH).
+EXPLAINABLE = (ast.SelectStmt, ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)
 
 
 @dataclass(frozen=True)
@@ -71,26 +80,57 @@ class PlanComparison:
 def explain_all(
     conn: psycopg.Connection[Any], queries: Sequence[ExplainQuery], *, analyze: bool = False
 ) -> dict[str, PlanOutcome]:
-    """EXPLAIN each query, each in a savepoint so one failing query does not end the rest."""
+    """EXPLAIN each query, each rolled back on its own so one does not change the next."""
     return {q.name: explain(conn, q.sql, analyze=analyze) for q in queries}
 
 
 def explain(conn: psycopg.Connection[Any], query: str, *, analyze: bool = False) -> PlanOutcome:
+    """EXPLAIN one query (checked by ``check_explain_query``) and roll back what it did.
+
+    On an idle connection that is a transaction of its own, inside one a savepoint: with
+    ANALYZE the query really runs, and it may be DML.
+    """
     options = "FORMAT JSON, VERBOSE, COSTS" + (", ANALYZE, BUFFERS" if analyze else "")
-    in_transaction = conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
     try:
-        if in_transaction:
-            conn.execute("SAVEPOINT pgparity_explain")
-        row = conn.execute(f"EXPLAIN ({options}) {query}".encode()).fetchone()
-        if in_transaction:
-            conn.execute("RELEASE SAVEPOINT pgparity_explain")
+        with conn.transaction(force_rollback=True):
+            row = execute_one(conn, f"EXPLAIN ({options}) {query}").fetchone()
     except psycopg.Error as exc:
-        if in_transaction and not conn.closed:
-            conn.execute("ROLLBACK TO SAVEPOINT pgparity_explain")
+        if isinstance(exc, psycopg.OperationalError) and conn.closed:
+            raise
         return PlanOutcome(error=f"{exc.sqlstate or ''} {error_message(exc)}".strip())
+    except LexingChangedError as exc:
+        return PlanOutcome(error=str(exc))
     assert row is not None
     document = row[0] if not isinstance(row[0], str) else json.loads(row[0])
     return PlanOutcome(shape=plan_shape(document[0]["Plan"]))
+
+
+def check_explain_queries(queries: Sequence[ExplainQuery]) -> None:
+    """Every query must be exactly one SELECT, VALUES, INSERT, UPDATE, DELETE or MERGE with no
+    effect ROLLBACK cannot undo; else it is bad input, named, before anything runs."""
+    for query in queries:
+        problem = explain_query_problem(query.sql)
+        if problem:
+            raise UsageError(f"explain query {query.name!r}: {problem}")
+
+
+def explain_query_problem(text: str) -> str | None:
+    try:
+        raw = [r.stmt for r in parse_sql(text) or () if r.stmt is not None]
+    except ParseError as exc:
+        return f"does not parse: {exc.args[0] if exc.args else exc}"
+    if len(raw) != 1:
+        return f"must be exactly one statement, not {len(raw)}"
+    node = raw[0]
+    if not isinstance(node, EXPLAINABLE):
+        return (
+            "must be a SELECT, VALUES, INSERT, UPDATE, DELETE or MERGE, "
+            f"not {type(node).__name__.removesuffix('Stmt')}"
+        )
+    if isinstance(node, ast.SelectStmt) and node.intoClause is not None:
+        return "SELECT … INTO creates a table; write the SELECT alone"
+    refused = [e for e in classify(node) if e.refused]
+    return refused[0].message if refused else None
 
 
 def plan_shape(plan: Mapping[str, Any]) -> PlanShape:

@@ -71,15 +71,20 @@ def _text_observation(observations: Mapping[str, Any]) -> list[str]:
         return []
     lines = [
         f"observed   every {observations['sample_period_ms']:g} ms "
-        f"({observations['samples']} samples): up to {observations['max_blocked_sessions']} "
-        f"sessions blocked, longest wait {observations['max_lock_wait_seconds']:.2f} s; "
-        f"replica up to {format_bytes(observations['max_replication_lag_bytes'])} / "
-        f"{observations['max_replication_lag_seconds']:.2f} s behind"
+        f"({observations['samples']} samples): up to "
+        f"{_known(observations['max_blocked_sessions'], str)} sessions blocked, longest wait "
+        f"{_known(observations['max_lock_wait_seconds'], _seconds)}; replica up to "
+        f"{_known(observations['max_replication_lag_bytes'], format_bytes)} / "
+        f"{_known(observations['max_replication_lag_seconds'], _seconds)} behind"
         + (
             f", caught up {observations['replica_catchup_seconds']:.2f} s after"
             if observations.get("replica_catchup_seconds") is not None
             else ""
         )
+    ]
+    lines += [
+        f"           not observed: {gap['quantity'].replace('_', ' ')} — {gap['reason']}"
+        for gap in observations.get("observation_gaps", [])
     ]
     traffic = observations.get("traffic")
     if traffic:
@@ -98,6 +103,19 @@ def _text_observation(observations: Mapping[str, Any]) -> list[str]:
             + (f" — {'; '.join(plan['changes'])}" if plan["changes"] else "")
         )
     return [*lines, ""]
+
+
+def _known(value: Any, show: Callable[[Any], str]) -> str:
+    """A measured value, or "unknown" where the observer could not observe it."""
+    return "unknown" if value is None else show(value)
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.2f} s"
+
+
+def _plain(value: float) -> str:
+    return f"{value:.2f}"
 
 
 def _percentiles(stats: Mapping[str, Any]) -> str:
@@ -130,9 +148,10 @@ def _statement_details(s: StatementResult) -> list[str]:
         seen.max_blocked_sessions or seen.own_lock_wait_seconds or seen.max_replication_lag_bytes
     ):
         details.append(
-            f"observed: {seen.max_blocked_sessions} sessions blocked (longest "
-            f"{seen.max_lock_wait_seconds:.2f} s), waited {seen.own_lock_wait_seconds:.2f} s "
-            f"itself, replica {format_bytes(seen.max_replication_lag_bytes)} behind"
+            f"observed: {_known(seen.max_blocked_sessions, str)} sessions blocked (longest "
+            f"{_known(seen.max_lock_wait_seconds, _seconds)}), waited "
+            f"{_known(seen.own_lock_wait_seconds, _seconds)} itself, replica "
+            f"{_known(seen.max_replication_lag_bytes, format_bytes)} behind"
         )
         details.extend(
             f"  {edge.waiter} waited {edge.max_wait_seconds:.2f} s for {edge.mode} on "
@@ -206,11 +225,16 @@ def _md_observation(report: ValidationReport) -> list[str]:
         if s.observed is not None:
             seen = s.observed
             lines.append(
-                f"| {s.index} | {seen.max_blocked_sessions} | "
-                f"{seen.max_lock_wait_seconds:.2f} | {seen.own_lock_wait_seconds:.2f} | "
-                f"{format_bytes(seen.max_replication_lag_bytes)} / "
-                f"{seen.max_replication_lag_seconds:.2f} s |"
+                f"| {s.index} | {_known(seen.max_blocked_sessions, str)} | "
+                f"{_known(seen.max_lock_wait_seconds, _plain)} | "
+                f"{_known(seen.own_lock_wait_seconds, _plain)} | "
+                f"{_known(seen.max_replication_lag_bytes, format_bytes)} / "
+                f"{_known(seen.max_replication_lag_seconds, _seconds)} |"
             )
+    lines += [
+        f"- not observed: {gap['quantity'].replace('_', ' ')} — {_md(gap['reason'])}"
+        for gap in observations.get("observation_gaps", [])
+    ]
     traffic = observations.get("traffic")
     if traffic:
         lines += [

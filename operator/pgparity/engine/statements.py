@@ -10,18 +10,19 @@ migration commit behind the dry-run's back).
 from __future__ import annotations
 
 import copy
-import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from pglast import ast, parse_sql
 from pglast.enums import AlterTableType, ReindexObjectType, TransactionStmtKind
-from pglast.parser import ParseError, parse_plpgsql_json
+from pglast.parser import ParseError
 from pglast.stream import RawStream
 from pglast.visitors import Visitor
 
+from pgparity.engine.effects import Effect, classify
+from pgparity.engine.plpgsql import do_block_tree, embedded_statements, tree_keys
 from pgparity.models.report import Phase, StatementResult
 
 
@@ -55,6 +56,8 @@ class Statement:
     relations: tuple[str, ...] = ()
     references: tuple[str, ...] = ()
     in_transaction_sql: str | None = None
+    effects: tuple[Effect, ...] = ()
+    targets: tuple[tuple[str, ...], ...] = ()
 
     @property
     def transactional(self) -> bool:
@@ -172,6 +175,8 @@ def _classify(index: int, text: str, offset: int, sql: str, node: ast.Node) -> S
         "node": type(node).__name__,
         "relations": _relations(node),
         "references": referenced_relations(node),
+        "effects": classify(node),
+        "targets": written_relations(node),
     }
     control = _transaction_control_reason(node)
     if control:
@@ -200,31 +205,8 @@ def _transaction_control_reason(node: ast.Node) -> str | None:
 
 
 def _do_block_ends_transaction(node: ast.DoStmt) -> bool:
-    options = {d.defname: d.arg for d in node.args or () if isinstance(d, ast.DefElem)}
-    language = getattr(options.get("language"), "sval", "plpgsql")
-    body = getattr(options.get("as"), "sval", "")
-    if language != "plpgsql" or not body:
-        return False
-    wrapper = (
-        "CREATE FUNCTION pgparity_do_block() RETURNS void LANGUAGE plpgsql AS "
-        f"$pgparity_body${body}$pgparity_body$"
-    )
-    try:
-        tree = json.loads(parse_plpgsql_json(wrapper))
-    except (ParseError, ValueError):
-        # The server will report the body's error when the statement runs.
-        return False
-    return any(key in ("PLpgSQL_stmt_commit", "PLpgSQL_stmt_rollback") for key in _keys(tree))
-
-
-def _keys(tree: Any) -> Iterator[str]:
-    if isinstance(tree, dict):
-        for key, value in tree.items():
-            yield key
-            yield from _keys(value)
-    elif isinstance(tree, list):
-        for item in tree:
-            yield from _keys(item)
+    tree = do_block_tree(node)
+    return any(key in ("PLpgSQL_stmt_commit", "PLpgSQL_stmt_rollback") for key in tree_keys(tree))
 
 
 def _outside_transaction(node: ast.Node) -> tuple[OutsideAction, str] | None:
@@ -324,6 +306,47 @@ class _RangeVars(Visitor):
         name = f"{node.schemaname}.{node.relname}" if node.schemaname else str(node.relname)
         if name not in self.names:
             self.names.append(name)
+
+
+class _WrittenRelations(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[tuple[str, ...]] = []
+
+    def _add(self, relation: Any) -> None:
+        if not isinstance(relation, ast.RangeVar) or not relation.relname:
+            return
+        name = (
+            (relation.schemaname, relation.relname) if relation.schemaname else (relation.relname,)
+        )
+        if name not in self.names:
+            self.names.append(tuple(str(part) for part in name))
+
+    def visit_InsertStmt(self, ancestors: Any, node: ast.InsertStmt) -> None:  # noqa: N802
+        self._add(node.relation)
+
+    def visit_UpdateStmt(self, ancestors: Any, node: ast.UpdateStmt) -> None:  # noqa: N802
+        self._add(node.relation)
+
+    def visit_DeleteStmt(self, ancestors: Any, node: ast.DeleteStmt) -> None:  # noqa: N802
+        self._add(node.relation)
+
+    def visit_MergeStmt(self, ancestors: Any, node: ast.MergeStmt) -> None:  # noqa: N802
+        self._add(node.relation)
+
+    def visit_CopyStmt(self, ancestors: Any, node: ast.CopyStmt) -> None:  # noqa: N802
+        if node.is_from:
+            self._add(node.relation)
+
+
+def written_relations(node: ast.Node) -> tuple[tuple[str, ...], ...]:
+    """Relations a statement writes rows into (INSERT, UPDATE, DELETE, MERGE, COPY FROM —
+    in CTEs and DO blocks too), as written (``(schema, name)`` or ``(name,)``): the dry-run
+    checks that none is a foreign table."""
+    visitor = _WrittenRelations()
+    for statement in (node, *embedded_statements(node)):
+        visitor(statement)
+    return tuple(visitor.names)
 
 
 def referenced_relations(node: ast.Node) -> tuple[str, ...]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 import threading
 import time
 from collections import Counter
@@ -23,11 +24,15 @@ import psycopg
 from psycopg import sql
 
 from pgparity.engine.connection import connect
+from pgparity.engine.sqlexec import LexingChangedError, execute_one, fetch_rows
+from pgparity.engine.statements import parse_migration
 from pgparity.errors import UsageError
 from pgparity.models.quantities import parse_duration
 from pgparity.models.workload import ParamSpec, Workload, WorkloadStatement
 
 TRAFFIC_APPLICATION = "pgparity-traffic"
+# How a traffic transaction is recorded when its statement changed a lexer setting.
+LEXING_CHANGED = "lexing-changed"
 SAMPLE_ROWS = 1000
 STOP_GRACE_SECONDS = 10.0
 
@@ -81,6 +86,52 @@ class TrafficOutcome:
     @property
     def errors(self) -> Counter[str]:
         return Counter(t.sqlstate for t in self.transactions if t.sqlstate)
+
+
+def check_workload(workload: Workload) -> None:
+    """Each traffic statement must be one statement that can run in the runner's transaction,
+    each ``sample`` one query, none with an effect ROLLBACK cannot undo: bad input otherwise,
+    named, before anything runs."""
+    for statement in workload.statements:
+        label = repr(statement.name or statement.sql[:40])
+        problem = _statement_problem(_with_server_placeholders(statement.sql))
+        if problem:
+            raise UsageError(f"traffic statement {label}: {problem}")
+        for name, spec in statement.params.items():
+            if spec.sample is None:
+                continue
+            problem = _statement_problem(spec.sample, query=True)
+            if problem:
+                raise UsageError(f"traffic statement {label}: sample for {name}: {problem}")
+
+
+def _with_server_placeholders(text: str) -> str:
+    """``%(id)s`` → ``$1`` and ``%%`` → ``%``, as psycopg sends it, so pglast can parse it."""
+    names: dict[str, int] = {}
+
+    def number(match: re.Match[str]) -> str:
+        return (
+            "%"
+            if match.group(0) == "%%"
+            else f"${names.setdefault(match.group(1), len(names) + 1)}"
+        )
+
+    return re.sub(r"%%|%\((\w+)\)s", number, text)
+
+
+def _statement_problem(text: str, *, query: bool = False) -> str | None:
+    parsed = parse_migration(text)
+    if parsed.syntax_error is not None:
+        return f"does not parse: {parsed.syntax_error.message}"
+    if len(parsed.statements) != 1 or parsed.unwrapped:
+        return f"must be exactly one statement, not {len(parsed.statements) + 2 * parsed.unwrapped}"
+    statement = parsed.statements[0]
+    if not statement.transactional:
+        return f"{statement.reason}; traffic runs inside transactions pgparity ends itself"
+    if query and statement.node != "SelectStmt":
+        return "must be a SELECT or VALUES query"
+    refused = [e for e in statement.effects if e.refused]
+    return refused[0].message if refused else None
 
 
 def existing_tables(conn: psycopg.Connection[Any], names: Sequence[str]) -> list[Table]:
@@ -182,7 +233,12 @@ class TrafficRunner:
     def start(self) -> None:
         self._resolve_samples()
         for number in range(self._workload.clients):
-            conn = connect(self._dsn, role="target (traffic)", application_name=TRAFFIC_APPLICATION)
+            conn = connect(
+                self._dsn,
+                role="target (traffic)",
+                application_name=TRAFFIC_APPLICATION,
+                user_sql=True,
+            )
             self._conns.append(conn)
             thread = threading.Thread(
                 target=self._client,
@@ -211,7 +267,11 @@ class TrafficRunner:
     def _resolve_samples(self) -> None:
         """Fetch the values of ``sample`` parameters once, before the traffic starts."""
         with connect(
-            self._dsn, role="target (traffic)", read_only=True, application_name=TRAFFIC_APPLICATION
+            self._dsn,
+            role="target (traffic)",
+            read_only=True,
+            application_name=TRAFFIC_APPLICATION,
+            user_sql=True,
         ) as conn:
             for index, statement in enumerate(self._workload.statements):
                 for name, spec in statement.params.items():
@@ -231,7 +291,10 @@ class TrafficRunner:
             params = {
                 name: self._value(rng, index, name, spec) for name, spec in statement.params.items()
             }
-            self._record(self._transaction(conn, statement, params))
+            transaction = self._transaction(conn, statement, params)
+            self._record(transaction)
+            if transaction.sqlstate == LEXING_CHANGED:
+                return  # this session no longer reads SQL as pglast does: it stops
             if interval:
                 next_at = max(next_at + interval, time.monotonic() - interval)
                 self._stop.wait(max(0.0, next_at - time.monotonic()))
@@ -243,11 +306,13 @@ class TrafficRunner:
         sqlstate = None
         try:
             with conn.transaction(force_rollback=not self._workload.commit):
-                conn.execute(statement.sql.encode(), params or None)
+                execute_one(conn, statement.sql, params or None)
         except psycopg.Error as exc:
             if conn.closed:
                 raise
             sqlstate = exc.sqlstate or "client"
+        except LexingChangedError:
+            sqlstate = LEXING_CHANGED
         latency = (time.monotonic() - started) * 1000
         return Transaction(
             started=started,
@@ -274,9 +339,8 @@ def _sample(
     conn: psycopg.Connection[Any], query: str, statement: WorkloadStatement, name: str
 ) -> Sequence[Any]:
     try:
-        rows = conn.execute(query.encode()).fetchall()
-    except psycopg.Error as exc:
-        conn.rollback()
+        rows = fetch_rows(conn, query)
+    except (psycopg.Error, LexingChangedError) as exc:
         raise UsageError(
             f"traffic statement {statement.name or statement.sql[:40]!r}: sample "
             f"for {name} failed: {str(exc).strip().splitlines()[0]}"

@@ -27,20 +27,30 @@ from pgparity.engine.dryrun import (
     AfterChecks,
     Timeouts,
     TransactionalRun,
+    explain_in_rolled_back_transaction,
     run_after_checks,
     run_in_rolled_back_transaction,
 )
 from pgparity.engine.observation import ObservationOptions, ObservationResult, ObservedRun
 from pgparity.engine.outside import OutsideRun, not_executed, rehearse_outside_transaction
-from pgparity.engine.plans import PlanComparison, PlanOutcome, compare, explain_all
+from pgparity.engine.plans import PlanComparison, PlanOutcome, check_explain_queries, compare
+from pgparity.engine.residue import (
+    ResidueSnapshot,
+    put_back,
+    release_advisory_locks,
+    take_residue_snapshot,
+)
+from pgparity.engine.residue import compare as residue_compare
 from pgparity.engine.statements import ParsedMigration, parse_migration
-from pgparity.engine.traffic import existing_tables
+from pgparity.engine.traffic import check_workload, existing_tables
 from pgparity.errors import UsageError
+from pgparity.inputs import MIGRATION, check_text, read_text
 from pgparity.models.migration_validation import ExplainQuery
 from pgparity.models.report import (
     Finding,
     MigrationInfo,
     Severity,
+    SideEffect,
     StatementResult,
     TargetInfo,
     ValidationReport,
@@ -59,23 +69,19 @@ class MigrationFile:
     text: str
     sha256: str
 
+    def __post_init__(self) -> None:
+        # However the text arrived (a file, a ConfigMap, a test), a control character in it
+        # would make the parser and the server see different statements.
+        check_text(self.text, f"migration file {self.path}", allowed=MIGRATION.allowed)
+
     @classmethod
     def read(cls, path: Path) -> MigrationFile:
-        """Read a migration; missing, unreadable, empty or non-UTF-8 files are bad input."""
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise UsageError(f"migration file {path} does not exist") from None
-        except IsADirectoryError:
-            raise UsageError(f"migration file {path} is a directory") from None
-        except OSError as exc:
-            raise UsageError(f"cannot read migration file {path}: {exc.strerror}") from None
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise UsageError(f"migration file {path} is not UTF-8 (byte {exc.start})") from None
+        """Read a migration; missing, unreadable, empty, non-UTF-8, oversized files and files
+        with control characters (a NUL hides the rest from the parser) are bad input."""
+        text = read_text(path, MIGRATION)
         if not text.strip():
             raise UsageError(f"migration file {path} is empty")
+        data = text.encode("utf-8")  # the file's own bytes: UTF-8 decoding is lossless
         return cls(path=str(path), text=text, sha256=hashlib.sha256(data).hexdigest())
 
 
@@ -108,6 +114,7 @@ class _Run:
     checks: AfterChecks
     plans: list[PlanComparison]
     results: list[StatementResult]
+    side_effects: list[SideEffect]
 
 
 def check_digest_syntax(digest: str) -> str:
@@ -122,14 +129,17 @@ def validate(
     options: ValidationOptions,
     progress: Progress = lambda _: None,
 ) -> ValidationReport:
+    check_inputs(options)
     parsed = parse_migration(migration.text)
     static = rules.static_findings(parsed)
     info = MigrationInfo(path=migration.path, sha256=migration.sha256)
-    if any(f.severity is Severity.ERROR for f in static):
-        progress("rejected before execution: " + static[0].message)
+    errors = [f for f in static if f.severity is Severity.ERROR]
+    if errors:
+        progress("rejected before execution: " + errors[0].message)
         return _report(info, TargetInfo(), options, _unexecuted(parsed), static)
-    with connect(target.dsn, role="target") as conn:
+    with connect(target.dsn, role="target", user_sql=True) as conn:
         server_version, clone = _inspect_target(conn, target)
+        _check_traffic_commits(options, clone, target)
         progress(
             f"target {describe_dsn(target.dsn)}: PostgreSQL {server_version}"
             f"{', a pgparity clone' if clone else ''}"
@@ -167,7 +177,28 @@ def validate(
         is_clone=clone,
         replica=target.replica_dsn is not None,
     )
-    return _report(info, target_info, options, run.results, _findings(run, options), run)
+    found = [*static, *_findings(run, options)]
+    return _report(info, target_info, options, run.results, found, run)
+
+
+def check_inputs(options: ValidationOptions) -> None:
+    """Explain queries and traffic statements are user SQL too: each must be one statement
+    with no effect ROLLBACK cannot undo, or the run is bad input before anything runs."""
+    if options.explain is not None:
+        check_explain_queries(options.explain.queries)
+    traffic = options.observation.traffic
+    if traffic is not None and traffic.workload is not None:
+        check_workload(traffic.workload)
+
+
+def _check_traffic_commits(options: ValidationOptions, clone: bool, target: Target) -> None:
+    traffic = options.observation.traffic
+    if traffic is None or traffic.workload is None or not traffic.workload.commit or clone:
+        return
+    raise UsageError(
+        f"the traffic workload says commit: true, which writes for real; "
+        f"{describe_dsn(target.dsn)} is not a pgparity clone, so pgparity refuses"
+    )
 
 
 def _measured_run(
@@ -181,7 +212,10 @@ def _measured_run(
 ) -> _Run:
     queries = options.explain.queries if options.explain else ()
     analyze_plans = bool(options.explain and options.explain.analyze)
-    plans_before = explain_all(conn, queries, analyze=analyze_plans)
+    residue_before = take_residue_snapshot(conn)
+    plans_before = explain_in_rolled_back_transaction(
+        conn, queries, options.timeouts, analyze=analyze_plans
+    )
     references = [name for s in parsed.statements for name in s.references]
     with ObservedRun(
         target.dsn,
@@ -220,7 +254,27 @@ def _measured_run(
             progress=progress,
         )
     plans = [_compare_plan(q, plans_before, checks, tx) for q in queries]
-    return _Run(before, after, tx, outside, after_outside, observation, checks, plans, results)
+    side_effects = _side_effects(conn, residue_before, options, clone)
+    return _Run(
+        before, after, tx, outside, after_outside, observation, checks, plans, results, side_effects
+    )
+
+
+def _side_effects(
+    conn: psycopg.Connection[Any],
+    before: ResidueSnapshot,
+    options: ValidationOptions,
+    clone: bool,
+) -> list[SideEffect]:
+    """What the run left that ROLLBACK did not undo; on clones sequences are put back (unless
+    committed traffic wrote rows that use their values) and replication slots dropped."""
+    left = release_advisory_locks(conn)
+    moved = residue_compare(before, take_residue_snapshot(conn))
+    if clone:
+        traffic = options.observation.traffic
+        committed = bool(traffic and traffic.workload and traffic.workload.commit)
+        moved = put_back(conn, before, moved, sequences=not committed)
+    return [*moved, *left]
 
 
 def _compare_plan(
@@ -313,6 +367,7 @@ def _findings(run: _Run, options: ValidationOptions) -> list[Finding]:
     results = run.results
     created = run.transactional.created_relations
     found = [
+        *rules.stop_findings(run.transactional.refusals, run.transactional.lexing_changes),
         *rules.error_findings(results),
         *rules.digest_findings(
             "digest-mismatch", "after the rollback", diff_snapshots(run.before, run.after)
@@ -331,6 +386,7 @@ def _findings(run: _Run, options: ValidationOptions) -> list[Finding]:
         )
     found += [
         *rules.budget_findings(results, options.observation.budgets),
+        *rules.observation_gap_findings(run.observation.gaps, options.observation.budgets),
         *rules.plan_findings(run.plans),
         *rules.blocking_lock_findings(results, created),
         *rules.blocked_sessions_findings(results, options.observation.budgets),
@@ -338,6 +394,7 @@ def _findings(run: _Run, options: ValidationOptions) -> list[Finding]:
         *rules.rewrite_findings(results, created),
         *rules.rerun_findings(run.checks.rerun_failures, results),
         *rules.not_executed_findings(results),
+        *rules.side_effect_findings(run.side_effects),
     ]
     return found
 
@@ -382,4 +439,5 @@ def _report(
         findings=final,
         observations=observations,
         strict=options.strict,
+        side_effects=tuple(run.side_effects) if run is not None else (),
     )

@@ -9,6 +9,7 @@ from typing import Any
 import kopf
 
 from pgparity import config
+from pgparity.redaction import Context, sanitize, sanitize_strings
 
 SETTINGS = config.load()
 
@@ -25,7 +26,10 @@ def seconds_between(start: str | None, end: str | None) -> float | None:
 
 
 def apply_status(patch: kopf.Patch, current: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
-    """Merge-patch status to ``new`` (None deletes); nothing when it is unchanged."""
+    """Merge-patch status to ``new`` (None deletes); nothing when it is unchanged.
+
+    Status quotes messages of Jobs and databases and the migration's SQL: sanitized first."""
+    new = sanitize_strings(new, Context.DOCUMENT)
     changes = {
         k: new.get(k)
         for k in set(current) | set(new)
@@ -54,4 +58,6 @@ def announce(
         new.get("message"),
     ):
         return
-    kopf.event(body, type="Warning" if warning else "Normal", reason=reason, message=message)
+    kopf.event(
+        body, type="Warning" if warning else "Normal", reason=reason, message=sanitize(message)
+    )

@@ -19,6 +19,7 @@ import kopf
 from pgparity import metrics
 from pgparity.errors import SpecError
 from pgparity.handlers.common import SETTINGS, announce, apply_status, now, seconds_between
+from pgparity.inputs import sql_control_character
 from pgparity.kube import client as kube
 from pgparity.kube.reports import read_report
 from pgparity.manifests.labels import CLONE_LABEL, KEY_LABEL
@@ -164,8 +165,14 @@ def _resolve(body: kopf.Body, namespace: str) -> Resolved:
 def _migration_sql(spec: MigrationValidationSpec, namespace: str) -> str:
     if spec.migration.sql is not None:
         return spec.migration.sql
-    assert spec.migration.config_map_ref is not None
-    return _configmap_text(namespace, spec.migration.config_map_ref, "MigrationNotFound")
+    ref = spec.migration.config_map_ref
+    assert ref is not None
+    text = _configmap_text(namespace, ref, "MigrationNotFound")
+    problem = sql_control_character(text)
+    if problem:
+        message = f"ConfigMap {ref.name} key {ref.key}: {problem}"
+        raise Waiting(ValidationPhase.FAILED, "InvalidMigration", message, failed=True)
+    return text
 
 
 def _workload(spec: MigrationValidationSpec, namespace: str) -> str | None:

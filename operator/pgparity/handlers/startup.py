@@ -10,6 +10,7 @@ import kopf
 
 from pgparity import metrics
 from pgparity.handlers.common import SETTINGS
+from pgparity.redaction import install_log_redaction
 
 _metrics_started = threading.Event()
 
@@ -18,6 +19,7 @@ _metrics_started = threading.Event()
 def configure(
     settings: kopf.OperatorSettings, logger: logging.Logger | logging.LoggerAdapter[Any], **_: Any
 ) -> None:
+    install_log_redaction()  # also under `kopf run -m pgparity.handlers`, not only the CLI
     settings.persistence.finalizer = "pgparity.io/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="pgparity.io")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(

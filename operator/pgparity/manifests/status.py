@@ -167,12 +167,14 @@ def statement_summaries(report: ValidationReport) -> tuple[StatementSummary, ...
 
 def report_maxima(report: ValidationReport) -> Maxima:
     seen = report.observations
+    # A quantity the observer could not observe is null in the report; the status keeps its
+    # numeric shape, and the report's observation_gaps (and the findings) say what is unknown.
     return Maxima(
-        lock_wait_seconds=float(seen.get("max_lock_wait_seconds", 0.0)),
-        lock_hold_seconds=float(seen.get("max_lock_hold_ms", 0.0)) / 1000,
-        blocked_sessions=int(seen.get("max_blocked_sessions", 0)),
-        replication_lag_bytes=int(seen.get("max_replication_lag_bytes", 0)),
-        replication_lag_seconds=float(seen.get("max_replication_lag_seconds", 0.0)),
+        lock_wait_seconds=float(seen.get("max_lock_wait_seconds") or 0.0),
+        lock_hold_seconds=float(seen.get("max_lock_hold_ms") or 0.0) / 1000,
+        blocked_sessions=int(seen.get("max_blocked_sessions") or 0),
+        replication_lag_bytes=int(seen.get("max_replication_lag_bytes") or 0),
+        replication_lag_seconds=float(seen.get("max_replication_lag_seconds") or 0.0),
     )
 
 

@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from pgparity.models.quantities import in_range, parse_duration, parse_size
+
 GROUP = "pgparity.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -50,8 +52,9 @@ class Condition:
 
 
 def is_pg_duration(text: str) -> bool:
-    return re.match(PG_DURATION, text) is not None
+    """PostgreSQL's duration syntax, and within its range (INT_MAX milliseconds)."""
+    return re.match(PG_DURATION, text) is not None and in_range(text, parse_duration)
 
 
 def is_pg_size(text: str) -> bool:
-    return re.match(PG_SIZE, text) is not None
+    return re.match(PG_SIZE, text) is not None and in_range(text, parse_size)

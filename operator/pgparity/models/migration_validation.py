@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from pgparity.inputs import sql_control_character
 from pgparity.models.codec import decode, encode
 from pgparity.models.common import (
     Condition,
@@ -54,7 +55,8 @@ class MigrationSource:
     def problems(self) -> list[tuple[str, str]]:
         if (self.sql is None) == (self.config_map_ref is None):
             return [("", "exactly one of sql or configMapRef must be set")]
-        return []
+        problem = None if self.sql is None else sql_control_character(self.sql)
+        return [("sql", problem)] if problem else []
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,12 @@ class ExplainQuery:
     uses_index: str | None = None
     no_seq_scan_on: tuple[str, ...] = ()
     max_total_cost: float | None = None
+
+    def problems(self) -> list[tuple[str, str]]:
+        found = [("sql", p) for p in [sql_control_character(self.sql)] if p]
+        if self.max_total_cost is not None and self.max_total_cost < 0:
+            found.append(("maxTotalCost", "must not be negative"))
+        return found
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ the column is checked against the database by ``pgparity policy check``.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from collections.abc import Mapping
@@ -32,6 +33,8 @@ from typing import Any
 from pgparity.errors import SpecError
 
 POLICY_VERSION = 1
+_POLICY_KEYS = ("version", "tables")
+_TABLE_KEYS = ("columns", "rows")
 
 
 class RowsMode(StrEnum):
@@ -90,6 +93,7 @@ class Policy:
     def parse(cls, doc: Any) -> Policy:
         if not isinstance(doc, Mapping):
             raise SpecError("(policy)", "must be a mapping with 'version' and 'tables'")
+        _check_keys(doc, _POLICY_KEYS, "")
         version = doc.get("version", POLICY_VERSION)
         if version != POLICY_VERSION:
             raise SpecError(
@@ -107,6 +111,7 @@ class Policy:
 def _table(doc: Any, path: str) -> TableRule:
     if not isinstance(doc, Mapping):
         raise SpecError(path, "must be a mapping with 'columns'")
+    _check_keys(doc, _TABLE_KEYS, f"{path}.")
     rows_text = doc.get("rows", RowsMode.ALL.value)
     try:
         rows = RowsMode(str(rows_text))
@@ -132,3 +137,12 @@ def _column(doc: Any, path: str) -> ColumnRule:
         params = {str(k): v for k, v in doc.items() if k not in ("transform", "review")}
         return ColumnRule(transform=transform, params=params)
     raise SpecError(path, "must be a transform name or {transform: NAME, …}")
+
+
+def _check_keys(doc: Mapping[Any, Any], known: tuple[str, ...], prefix: str) -> None:
+    """A misspelt key would be ignored (``colums:`` leaves a table unclassified): refuse it."""
+    for key in doc:
+        if key not in known:
+            closest = difflib.get_close_matches(str(key), known, n=1)
+            hint = f" (did you mean {closest[0]!r}?)" if closest else ""
+            raise SpecError(f"{prefix}{key}", f"unknown key{hint}; known: {', '.join(known)}")

@@ -88,22 +88,25 @@ class BlockingEdge:
 
 @dataclass(frozen=True)
 class StatementObservation:
-    """What other sessions and the replica went through while one statement ran."""
+    """What other sessions and the replica went through while one statement ran.
 
-    max_blocked_sessions: int = 0
-    max_lock_wait_seconds: float = 0.0
-    own_lock_wait_seconds: float = 0.0
-    max_replication_lag_bytes: int = 0
-    max_replication_lag_seconds: float = 0.0
+    None is "could not be observed" (the report's ``observation_gaps`` say why), never 0.
+    """
+
+    max_blocked_sessions: int | None = 0
+    max_lock_wait_seconds: float | None = 0.0
+    own_lock_wait_seconds: float | None = 0.0
+    max_replication_lag_bytes: int | None = 0
+    max_replication_lag_seconds: float | None = 0.0
     blocking: tuple[BlockingEdge, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "max_blocked_sessions": self.max_blocked_sessions,
-            "max_lock_wait_seconds": round(self.max_lock_wait_seconds, 3),
-            "own_lock_wait_seconds": round(self.own_lock_wait_seconds, 3),
+            "max_lock_wait_seconds": _round(self.max_lock_wait_seconds),
+            "own_lock_wait_seconds": _round(self.own_lock_wait_seconds),
             "max_replication_lag_bytes": self.max_replication_lag_bytes,
-            "max_replication_lag_seconds": round(self.max_replication_lag_seconds, 3),
+            "max_replication_lag_seconds": _round(self.max_replication_lag_seconds),
             "blocking": [edge.to_dict() for edge in self.blocking],
         }
 
@@ -164,6 +167,38 @@ class Finding:
         }
 
 
+class SideEffectKind(StrEnum):
+    """State outside transactions that a validation changed (ROLLBACK does not undo it)."""
+
+    SEQUENCE = "sequence"
+    STATISTICS = "statistics"
+    ADVISORY_LOCK = "advisory-lock"
+    REPLICATION_SLOT = "replication-slot"
+
+
+@dataclass(frozen=True)
+class SideEffect:
+    """Something the run changed that ROLLBACK did not undo; ``restored`` when pgparity put it
+    back (a sequence on a clone, an advisory lock released)."""
+
+    kind: SideEffectKind
+    object: str
+    before: str | None
+    after: str | None
+    restored: bool = False
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "object": self.object,
+            "before": self.before,
+            "after": self.after,
+            "restored": self.restored,
+            "note": self.note,
+        }
+
+
 @dataclass(frozen=True)
 class MigrationInfo:
     path: str
@@ -200,6 +235,7 @@ class ValidationReport:
     findings: tuple[Finding, ...]
     observations: Mapping[str, Any] = field(default_factory=dict)
     strict: bool = False
+    side_effects: tuple[SideEffect, ...] = ()
 
     @property
     def errors(self) -> tuple[Finding, ...]:
@@ -220,6 +256,7 @@ class ValidationReport:
             "statements": [s.to_dict() for s in self.statements],
             "observations": dict(self.observations),
             "findings": [f.to_dict() for f in self.findings],
+            "side_effects": [e.to_dict() for e in self.side_effects],
         }
 
     @classmethod
@@ -248,6 +285,10 @@ class ValidationReport:
             statements=tuple(_parse_statement(r) for r in reader.children("statements")),
             findings=tuple(_parse_finding(r) for r in reader.children("findings")),
             observations=dict(reader.mapping("observations")),
+            side_effects=tuple(
+                _parse_side_effect(r)
+                for r in (reader.children("side_effects") if "side_effects" in doc else ())
+            ),
         )
 
 
@@ -310,11 +351,11 @@ def _parse_statement(reader: Reader) -> StatementResult:
 
 def _parse_observation(reader: Reader) -> StatementObservation:
     return StatementObservation(
-        max_blocked_sessions=reader.integer("max_blocked_sessions"),
-        max_lock_wait_seconds=reader.opt_float("max_lock_wait_seconds") or 0.0,
-        own_lock_wait_seconds=reader.opt_float("own_lock_wait_seconds") or 0.0,
-        max_replication_lag_bytes=reader.integer("max_replication_lag_bytes"),
-        max_replication_lag_seconds=reader.opt_float("max_replication_lag_seconds") or 0.0,
+        max_blocked_sessions=reader.opt_integer("max_blocked_sessions"),
+        max_lock_wait_seconds=reader.opt_float("max_lock_wait_seconds"),
+        own_lock_wait_seconds=reader.opt_float("own_lock_wait_seconds"),
+        max_replication_lag_bytes=reader.opt_integer("max_replication_lag_bytes"),
+        max_replication_lag_seconds=reader.opt_float("max_replication_lag_seconds"),
         blocking=tuple(
             BlockingEdge(
                 waiter=edge.string("waiter"),
@@ -326,6 +367,17 @@ def _parse_observation(reader: Reader) -> StatementObservation:
             )
             for edge in reader.children("blocking")
         ),
+    )
+
+
+def _parse_side_effect(reader: Reader) -> SideEffect:
+    return SideEffect(
+        kind=reader.enum("kind", SideEffectKind),
+        object=reader.string("object"),
+        before=reader.opt_string("before"),
+        after=reader.opt_string("after"),
+        restored=bool(reader.get("restored", False)),
+        note=reader.opt_string("note"),
     )
 
 

@@ -1,19 +1,29 @@
 """Files that shape a dry-run's surroundings: traffic workloads and EXPLAIN expectations.
 
 Both are YAML documents with camelCase keys (the same names the MigrationValidation CRD uses);
-snake_case keys (``uses_index``) are accepted too. ``parse`` names the bad field path.
+snake_case keys (``uses_index``) are accepted too. ``parse`` names the bad field path; a key
+that is not in the schema is an error naming the closest valid one (``codec.FILE``).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from pgparity.errors import SpecError
-from pgparity.models.codec import decode
-from pgparity.models.common import is_pg_duration
+from pgparity.inputs import sql_control_character
+from pgparity.models.codec import FILE, decode
 from pgparity.models.migration_validation import ExplainQuery
+from pgparity.models.quantities import in_range, parse_duration
+
+MAX_CLIENTS = 256
+MAX_RATE = 100_000.0  # transactions per second per client
+MAX_WEIGHT = 1_000_000.0
+# Longest pauses and runs a workload may ask for, in PostgreSQL's duration syntax.
+MAX_PAUSE_MS = 10 * 60_000
+MAX_RUN_MS = 24 * 3_600_000
 
 
 @dataclass(frozen=True)
@@ -48,8 +58,11 @@ class WorkloadStatement:
     params: dict[str, ParamSpec] = field(default_factory=dict)
 
     def problems(self) -> list[tuple[str, str]]:
-        if self.weight <= 0:
-            return [("weight", "must be positive")]
+        problem = sql_control_character(self.sql)
+        if problem:
+            return [("sql", problem)]
+        if not 0 < self.weight <= MAX_WEIGHT:
+            return [("weight", f"must be positive and at most {MAX_WEIGHT:g}")]
         used = set(re.findall(r"%\((\w+)\)s", self.sql))
         missing = sorted(used - set(self.params))
         if missing:
@@ -73,19 +86,25 @@ class Workload:
         found = []
         if not self.statements:
             found.append(("statements", "must list at least one statement"))
-        if not 1 <= self.clients <= 256:
-            found.append(("clients", "must be between 1 and 256"))
-        if self.rate < 0:
-            found.append(("rate", "must not be negative (0 = as fast as possible)"))
-        for name in ("warmup", "cooldown", "duration"):
+        if not 1 <= self.clients <= MAX_CLIENTS:
+            found.append(("clients", f"must be between 1 and {MAX_CLIENTS}"))
+        if not 0 <= self.rate <= MAX_RATE:
+            found.append(("rate", f"must be between 0 (as fast as possible) and {MAX_RATE:g}"))
+        for name, longest in (
+            ("warmup", MAX_PAUSE_MS),
+            ("cooldown", MAX_PAUSE_MS),
+            ("duration", MAX_RUN_MS),
+        ):
             value = getattr(self, name)
-            if value is not None and not is_pg_duration(value):
-                found.append((name, "must be a PostgreSQL duration such as 2s"))
+            if value is not None and not in_range(
+                value, partial(parse_duration, maximum_ms=longest)
+            ):
+                found.append((name, f"must be a PostgreSQL duration up to {longest // 1000}s"))
         return found
 
     @classmethod
     def parse(cls, doc: Any) -> Workload:
-        return decode(cls, camelize_keys(doc))
+        return decode(cls, doc, rules=FILE)
 
 
 @dataclass(frozen=True)
@@ -99,35 +118,9 @@ class ExplainFile:
         """A list of queries, or ``{queries: […], analyze: bool, analyzeTables: bool}``."""
         if isinstance(doc, list):
             doc = {"queries": doc}
-        parsed = decode(cls, camelize_keys(doc))
+        parsed = decode(cls, doc, rules=FILE)
         names = [q.name for q in parsed.queries]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise SpecError("queries", f"duplicate query names: {', '.join(duplicates)}")
         return parsed
-
-
-def camelize_keys(doc: Any) -> Any:
-    """``uses_index`` → ``usesIndex`` in every mapping of a document.
-
-    The keys of ``params`` are the statement's own placeholder names and stay as written.
-    """
-    if isinstance(doc, dict):
-        return {
-            _camel(str(k)): _params(v) if k == "params" else camelize_keys(v)
-            for k, v in doc.items()
-        }
-    if isinstance(doc, list):
-        return [camelize_keys(v) for v in doc]
-    return doc
-
-
-def _params(params: Any) -> Any:
-    if not isinstance(params, dict):
-        return params
-    return {str(name): camelize_keys(spec) for name, spec in params.items()}
-
-
-def _camel(key: str) -> str:
-    head, *rest = key.split("_")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest)

@@ -1,11 +1,14 @@
 """Anonymized archives: a seeded clone written to a directory, and restored into another clone.
 
 ``snapshot`` refuses any database that is not a completed pgparity seed — an archive must never
-hold raw production data — and writes a parallel ``pg_dump`` directory archive plus
+hold raw production data — and writes a parallel ``pg_dump`` directory archive (written and
+read only by pg_dump and pg_restore: no SQL text is edited) plus
 ``manifest.json`` (schema digest, the source's digest, the policy hash, exact rows per table,
 a checksum of the archive's table of contents). The manifest is written last: an interrupted
-snapshot has none, and ``restore`` refuses it. ``restore`` loads the archive into an empty
-target with parallel ``pg_restore`` and verifies the rows and the digest against the manifest.
+snapshot has none, and ``restore`` refuses it. ``restore`` loads the archive with parallel
+``pg_restore`` into a target that is a writable primary named by one host, and empty — or, with
+``--replace``, a pgparity clone it clears first — and verifies the rows and the digest against
+the manifest.
 """
 
 from __future__ import annotations
@@ -23,10 +26,13 @@ from psycopg import sql
 
 from pgparity import __version__
 from pgparity.engine.clone import database_settings, mark_clone, set_database_setting
-from pgparity.engine.connection import connect, error_message, parse_dsn
+from pgparity.engine.connection import connect, error_message
 from pgparity.engine.digest import take_snapshot
 from pgparity.errors import DatabaseError, UsageError
-from pgparity.seed.pipeline import DUMP_SCHEMA, check_target_empty
+from pgparity.inputs import BASELINE, read_text
+from pgparity.seed.identity import check_single_host, check_writable, read_facts
+from pgparity.seed.schema import DUMP_OPTIONS, RESTORE_OPTIONS, target_dbname
+from pgparity.seed.target import check_replaceable, clear
 from pgparity.seed.tools import run_tool
 
 MANIFEST = "manifest.json"
@@ -62,15 +68,16 @@ class Manifest:
     @classmethod
     def read(cls, directory: Path) -> Manifest:
         path = directory / MANIFEST
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
+        if not path.exists():
             raise UsageError(
                 f"{directory} has no {MANIFEST}: not a pgparity archive, or its "
                 "snapshot did not finish"
-            ) from None
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"{path} cannot be read: {exc}") from None
+            )
+        try:
+            # Bounded and regular files only: a FIFO or a huge file is refused, not read.
+            doc = json.loads(read_text(path, BASELINE))
+        except ValueError as exc:
+            raise UsageError(f"{path} cannot be read: {exc}") from exc
         if not isinstance(doc, dict) or doc.get("version") != MANIFEST_VERSION:
             raise UsageError(f"{path}: unsupported manifest (expected version {MANIFEST_VERSION})")
         try:
@@ -102,10 +109,9 @@ def snapshot(dsn: str, output: Path, *, jobs: int) -> Manifest:
         rows = _count_rows(conn)
         digest = take_snapshot(conn)
     output.mkdir(parents=True, exist_ok=True)
-    dump_options = [o for o in DUMP_SCHEMA if o != "--format=plain"]
     run_tool(
         "pg_dump",
-        [*dump_options, "--format=directory", f"--jobs={jobs}", f"--file={output / DATA_DIR}"],
+        [*DUMP_OPTIONS, "--format=directory", f"--jobs={jobs}", f"--file={output / DATA_DIR}"],
         dsn,
         what="pg_dump of the clone",
     )
@@ -151,18 +157,18 @@ def restore(archive: Path, target_dsn: str, *, jobs: int, replace: bool) -> Rest
     toc = archive / DATA_DIR / "toc.dat"
     if not toc.is_file() or _sha256(toc) != manifest.toc_sha256:
         raise UsageError(f"{archive}: the archive does not match its manifest (toc.dat)")
+    check_single_host(target_dsn, "target")
     with connect(target_dsn, role="target") as conn:
-        check_target_empty(conn, replace)
+        check_writable(read_facts(conn), "target")
+        if check_replaceable(conn, replace):
+            clear(conn)
         _record(conn, "incomplete", manifest)
-    dbname = parse_dsn(target_dsn).get("dbname") or parse_dsn(target_dsn).get("user", "")
     run_tool(
         "pg_restore",
         [
-            "--no-owner",
-            "--no-privileges",
-            "--exit-on-error",
+            *RESTORE_OPTIONS,
             f"--jobs={jobs}",
-            f"--dbname={dbname}",
+            f"--dbname={target_dbname(target_dsn)}",
             str(archive / DATA_DIR),
         ],
         target_dsn,

@@ -30,7 +30,15 @@ SELECT a.attrelid::int8, a.attname, format_type(a.atttypid, a.atttypmod),
        a.attgenerated <> '', a.attnum,
        -- binary COPY carries element/column type OIDs for arrays and composites: those
        -- of user-defined types differ between servers, so such tables go as text.
-       (t.typcategory = 'A' AND t.typelem >= 16384) OR t.typtype = 'c' AS needs_text
+       (t.typcategory = 'A' AND t.typelem >= 16384) OR t.typtype = 'c' AS needs_text,
+       CASE WHEN coalesce(bt.typcategory, t.typcategory) = 'A' THEN '{}'
+            WHEN coalesce(bt.typtype, t.typtype) = 'c' THEN
+              '(' || repeat(',', (SELECT count(*)::int - 1 FROM pg_attribute f
+                                  WHERE f.attrelid = coalesce(bt.typrelid, t.typrelid)
+                                    AND f.attnum > 0 AND NOT f.attisdropped)) || ')'
+            WHEN coalesce(bt.typname, t.typname) IN ('bytea', 'xml', 'hstore', 'tsvector')
+              THEN ''
+       END AS empty_value
 FROM pg_attribute a
 JOIN pg_type t ON t.oid = a.atttypid
 LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype
@@ -123,9 +131,18 @@ def read_catalog(conn: psycopg.Connection[Any]) -> SourceCatalog:
     }
     by_oid = {t.oid: t for t in tables.values()}
     oids = list(by_oid)
-    for relid, name, type_, base, category, not_null, generated, attnum, text in conn.execute(
-        _COLUMNS, (oids,)
-    ).fetchall():
+    for (
+        relid,
+        name,
+        type_,
+        base,
+        category,
+        not_null,
+        generated,
+        attnum,
+        text,
+        empty,
+    ) in conn.execute(_COLUMNS, (oids,)).fetchall():
         table = by_oid[int(relid)]
         table.columns.append(
             ColumnInfo(
@@ -136,6 +153,7 @@ def read_catalog(conn: psycopg.Connection[Any]) -> SourceCatalog:
                 category=str(category),
                 not_null=bool(not_null),
                 attnum=int(attnum),
+                empty_value=None if empty is None else str(empty),
             )
         )
         if generated:

@@ -22,13 +22,21 @@ import psycopg
 from pgparity.engine.connection import connect, error_message
 from pgparity.errors import DatabaseError, UsageError
 from pgparity.seed.plan import CopyJob
-from pgparity.seed.postdata import BuildTiming, PostDataStatement, run_statement
+from pgparity.seed.postdata import BuildTiming, PostDataEntry, build
 from pgparity.seed.progress import SeedProgress
-from pgparity.seed.tools import error_line, tool, tool_environment
+from pgparity.seed.schema import SchemaArchive
+from pgparity.seed.tools import ChildProcesses, error_line, tool, tool_environment
 from pgparity.seed.transforms import key_options
 
 SEED_APPLICATION = "pgparity-seed"
 RELAY_BLOCK = 1 << 20
+# Target sessions that load data: no timeouts set on the target's roles or database cut a long
+# COPY short, rows arrive as UTF-8 (the source side's psql is told the same), and row security
+# never filters them silently (as pg_restore loads data).
+TARGET_SESSION = (
+    "-c synchronous_commit=off -c statement_timeout=0 -c lock_timeout=0 "
+    "-c idle_in_transaction_session_timeout=0 -c row_security=off -c client_encoding=UTF8"
+)
 
 
 @dataclass(frozen=True)
@@ -53,12 +61,12 @@ class LoadPlan:
     target_dsn: str
     snapshot: str
     key: bytes | None
-    settings: Sequence[str]  # pg_dump's session settings, for the DDL statements
+    archive: SchemaArchive  # the schema, whose post-data entries the builds apply
     jobs: Sequence[CopyJob]
-    builds: dict[tuple[str, str], list[PostDataStatement]]  # per table, once it is loaded
+    builds: dict[tuple[str, str], list[PostDataEntry]]  # per table, once it is loaded
 
 
-Task = CopyJob | PostDataStatement
+Task = CopyJob | PostDataEntry
 
 
 class Scheduler:
@@ -67,8 +75,9 @@ class Scheduler:
     def __init__(self, plan: LoadPlan, progress: SeedProgress) -> None:
         self.stop = threading.Event()
         self.progress = progress
+        self.children = ChildProcesses()  # the index builds' pg_restore processes
         self._copies = collections.deque(plan.jobs)
-        self._ready: collections.deque[PostDataStatement] = collections.deque()
+        self._ready: collections.deque[PostDataEntry] = collections.deque()
         self._builds = plan.builds
         self._pieces: dict[tuple[str, str], list[tuple[int, int, float, float]]] = {}
         self._expected = collections.Counter(_key(j) for j in plan.jobs)
@@ -132,6 +141,7 @@ def load(plan: LoadPlan, workers: int, progress: SeedProgress) -> Scheduler:
             worker.join()
     except BaseException:
         scheduler.stop.set()
+        scheduler.children.stop()
         # Ctrl-C may land while the pool is starting: only started workers can be joined.
         started = [worker for worker in pool if worker.ident is not None]
         for worker in started:
@@ -178,17 +188,13 @@ class _Worker(threading.Thread):
                 role="target",
                 autocommit=True,
                 application_name=SEED_APPLICATION,
-                session_options="-c synchronous_commit=off",
+                session_options=TARGET_SESSION,
             )
-            for setting in self._plan.settings:
-                self._target.execute(setting.encode())
             while (task := self._scheduler.next()) is not None:
                 if isinstance(task, CopyJob):
                     self._copy(task)
                 else:
-                    self._scheduler.built(
-                        run_statement(self._target, task, self._scheduler.progress.say)
-                    )
+                    self._scheduler.built(self._build(task))
         except BaseException as exc:  # handed to the main thread, which raises it
             self.error = (
                 exc
@@ -200,6 +206,12 @@ class _Worker(threading.Thread):
             self.cancel()
             if self._target is not None:
                 self._target.close()
+
+    def _build(self, entry: PostDataEntry) -> BuildTiming:
+        plan, scheduler = self._plan, self._scheduler
+        return build(
+            plan.target_dsn, plan.archive, entry, scheduler.progress.say, scheduler.children
+        )
 
     def _source_command(self, job: CopyJob) -> list[str]:
         assert self._target is not None
@@ -218,6 +230,7 @@ class _Worker(threading.Thread):
             options += " " + key_options(self._plan.key)
         env = tool_environment(self._plan.source_dsn, extra_options=options)
         env["PGAPPNAME"] = SEED_APPLICATION
+        env["PGCLIENTENCODING"] = "UTF8"
         return env
 
     def _copy(self, job: CopyJob) -> None:

@@ -1,59 +1,56 @@
 """``pgparity seed``: production into a clone at full scale, masked inside the source.
 
-1. Check the policy against the source's catalog (default-deny) and the target (empty, or
-   ``--replace``; never the source itself). Mark the target ``seed_state = incomplete``.
-2. Export a snapshot from a read-only REPEATABLE READ transaction on the source; pg_dump the
-   schema (pre-data and post-data sections, no data) from that snapshot and create the tables
-   on the target, without indexes or constraints.
+1. Check the policy against the source's catalog (default-deny) and prove, failing closed, that
+   the target is not the source (``identity``); it must be empty, or a pgparity clone that
+   ``--replace`` may clear.
+2. Export a snapshot from a read-only REPEATABLE READ transaction on the source; ``pg_dump -Fc``
+   the schema (pre-data and post-data sections, no rows) from that snapshot. Only then is the
+   target cleared (``--replace``) and marked ``seed_state = incomplete``, and ``pg_restore``
+   creates the tables there, without indexes or constraints.
 3. Copy the data: per table (big tables in ranges of pages), ``COPY (SELECT <masked
    expressions> …) TO STDOUT (FORMAT binary)`` on the source, streamed block by block into
    ``COPY … FROM STDIN (FORMAT binary)`` on the target by N workers that all import the
    snapshot. No row is parsed in Python, and no raw value leaves the source.
-4. Build indexes and constraints in parallel, timing each build; set sequences; ANALYZE.
+4. Build indexes and constraints in parallel from the archive's table of contents, timing each
+   build; set sequences; ANALYZE.
 5. Mark the target ``seed_state = complete`` with the policy's hash and the source's schema
    digest. An interrupted seed stays ``incomplete``, and pgparity refuses to validate on it.
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
 from pgparity.engine.clone import database_settings, mark_clone, set_database_setting
 from pgparity.engine.connection import connect, error_message
 from pgparity.engine.digest import take_snapshot
 from pgparity.errors import DatabaseError, UsageError
 from pgparity.models.policy import Policy, RowsMode
-from pgparity.seed.catalog import read_catalog
+from pgparity.seed.catalog import SourceCatalog, TableInfo, read_catalog
+from pgparity.seed.identity import check_single_host, prove_not_source
 from pgparity.seed.load import SEED_APPLICATION, LoadPlan, TableCopy, load
-from pgparity.seed.plan import chunk_pages_for, copy_cost, copy_jobs
+from pgparity.seed.plan import CopyJob, chunk_pages_for, copy_cost, copy_jobs
 from pgparity.seed.policy_check import PolicyProblem, check_policy
 from pgparity.seed.postdata import (
     BuildTiming,
-    PostDataStatement,
+    Phase,
+    PostDataEntry,
     apply_post_data,
-    split_post_data,
+    classify_post_data,
 )
 from pgparity.seed.progress import SeedProgress
-from pgparity.seed.tools import run_tool
+from pgparity.seed.schema import SchemaArchive, dump_schema, restore_section
+from pgparity.seed.target import check_replaceable, clear
 from pgparity.seed.transforms import MIN_KEY_BYTES, TRANSFORMS
 
 MIN_SERVER_FOR_TID_RANGES = 140000
-# pg_dump options: schema only, no owners or grants (roles differ on clones), and never
-# subscriptions (a clone must not start replicating from production).
-DUMP_SCHEMA = [
-    "--no-owner",
-    "--no-privileges",
-    "--no-subscriptions",
-    "--no-publications",
-    "--no-security-labels",
-    "--format=plain",
-]
 
 
 class PolicyRejectedError(UsageError):
@@ -132,70 +129,99 @@ def needs_key(policy: Policy) -> bool:
 def seed(
     source_dsn: str, target_dsn: str, policy: Policy, options: SeedOptions, progress: SeedProgress
 ) -> SeedResult:
+    check_single_host(target_dsn, "target")
     result = SeedResult(policy_sha256=policy.sha256)
     clock = _Phases(result)
-    with connect(
-        source_dsn, role="source", read_only=True, application_name=SEED_APPLICATION
-    ) as source:
-        catalog = read_catalog(source)
-        problems = check_policy(policy, catalog)
-        if problems:
-            raise PolicyRejectedError(problems)
-        if needs_key(policy) and options.key is None:
-            load_key(None, "")
+    with (
+        connect(
+            source_dsn, role="source", read_only=True, application_name=SEED_APPLICATION
+        ) as source,
+        tempfile.TemporaryDirectory(prefix="pgparity-seed-") as workdir,
+    ):
+        catalog = _checked_catalog(source, policy, options)
         with connect(target_dsn, role="target") as target:
-            _check_target(source, target)
-            if check_target_empty(target, options.replace):
-                progress.say("--replace: dropped everything that was in the target")
-            _mark(target, state="incomplete", policy=policy)
-        result.source_digest = take_snapshot(source).digest
-        with clock("schema"):
-            snapshot, post_data, sequences = _schema(source, source_dsn, target_dsn, progress)
-        settings, statements = split_post_data(post_data)
-        tables = [
-            t for t in catalog.tables.values() if policy.tables[t.display].rows is RowsMode.ALL
-        ]
-        # Costliest first: the tail of the run is then short tables and index builds.
-        tables.sort(key=lambda t: -copy_cost(t, policy.tables[t.display].columns))
-        split = source.info.server_version >= MIN_SERVER_FOR_TID_RANGES
-        jobs = [
-            job
-            for t in tables
-            for job in copy_jobs(
-                t,
-                policy.tables[t.display].columns,
-                split=split,
-                chunk_pages=chunk_pages_for(t, policy.tables[t.display].columns, options.jobs),
-            )
-        ]
+            proof = prove_not_source(source, target, target_dsn)
+            progress.say(f"the target is not the source: {proof.value}")
+            replacing = check_replaceable(target, options.replace)
+            result.source_digest = take_snapshot(source).digest
+            with clock("schema"):
+                schema = _dump_schema(source, source_dsn, Path(workdir))
+                if replacing:
+                    clear(target)
+                    progress.say(f"--replace: dropped the {replacing} relations in the target")
+                _mark(target, state="incomplete", policy=policy)
+                progress.say(f"schema: pg_restore --section=pre-data (snapshot {schema.snapshot})")
+                restore_section(schema.archive, target_dsn, "pre-data")
+        tables, jobs = _copy_plan(catalog, policy, options.jobs, source.info.server_version)
         loaded = {(t.schema, t.name) for t in tables}
-        early = [s for s in statements if s.phase == 1 and s.table_key in loaded]
-        builds: dict[tuple[str, str], list[PostDataStatement]] = {}
-        for statement in early:
-            assert statement.table_key is not None
-            builds.setdefault(statement.table_key, []).append(statement)
+        early = [e for e in schema.entries if e.phase is Phase.KEYS and e.table_key in loaded]
         progress.start(sum(t.bytes for t in tables))
         progress.say(
             f"data: {len(tables)} tables in {len(jobs)} pieces, {options.jobs} workers;"
             " each table's keys and indexes are built as soon as it is loaded"
         )
         with clock("data and indexes"):
-            plan = LoadPlan(source_dsn, target_dsn, snapshot, options.key, settings, jobs, builds)
+            plan = LoadPlan(
+                source_dsn, target_dsn, schema.snapshot, options.key, schema.archive, jobs,
+                _by_table(early),
+            )  # fmt: skip
             scheduler = load(plan, options.jobs, progress)
         result.tables = scheduler.tables
         source.execute("COMMIT")  # releases the exported snapshot
-    with clock("post-data"):
-        later = [s for s in statements if s not in early]
-        result.builds = scheduler.timings + apply_post_data(
-            target_dsn, settings, later, jobs=options.jobs, progress=progress.say
-        )
+        with clock("post-data"):
+            later = [e for e in schema.entries if e not in early]
+            result.builds = scheduler.timings + apply_post_data(
+                target_dsn, schema.archive, later, jobs=options.jobs, progress=progress.say
+            )
     with clock("sequences and analyze"), connect(target_dsn, role="target") as target:
-        _set_sequences(target, sequences)
+        _set_sequences(target, schema.sequences)
         progress.say("ANALYZE")
         target.execute("ANALYZE")
         result.target_digest = take_snapshot(target).digest
         _mark(target, state="complete", policy=policy, digest=result.source_digest)
     return result
+
+
+def _checked_catalog(
+    source: psycopg.Connection[Any], policy: Policy, options: SeedOptions
+) -> SourceCatalog:
+    """The source's catalog, once the policy fits it and the key it needs is there."""
+    catalog = read_catalog(source)
+    problems = check_policy(policy, catalog)
+    if problems:
+        raise PolicyRejectedError(problems)
+    if needs_key(policy) and options.key is None:
+        load_key(None, "")
+    return catalog
+
+
+def _copy_plan(
+    catalog: SourceCatalog, policy: Policy, workers: int, server_version: int
+) -> tuple[list[TableInfo], list[CopyJob]]:
+    """The tables whose rows are copied, costliest first (the tail of the run is then short
+    tables and index builds), and the pieces they are copied in."""
+    tables = [t for t in catalog.tables.values() if policy.tables[t.display].rows is RowsMode.ALL]
+    tables.sort(key=lambda t: -copy_cost(t, policy.tables[t.display].columns))
+    split = server_version >= MIN_SERVER_FOR_TID_RANGES
+    jobs = [
+        job
+        for t in tables
+        for job in copy_jobs(
+            t,
+            policy.tables[t.display].columns,
+            split=split,
+            chunk_pages=chunk_pages_for(t, policy.tables[t.display].columns, workers),
+        )
+    ]
+    return tables, jobs
+
+
+def _by_table(entries: list[PostDataEntry]) -> dict[tuple[str, str], list[PostDataEntry]]:
+    builds: dict[tuple[str, str], list[PostDataEntry]] = {}
+    for entry in entries:
+        assert entry.table_key is not None
+        builds.setdefault(entry.table_key, []).append(entry)
+    return builds
 
 
 class _Phases:
@@ -217,76 +243,6 @@ class _Phase:
         self._result.phases[self._name] = time.perf_counter() - self._started
 
 
-def _check_target(source: psycopg.Connection[Any], target: psycopg.Connection[Any]) -> None:
-    mine, theirs = _identity(source), _identity(target)
-    if mine[:2] == theirs[:2]:
-        raise UsageError("the target is the source database itself; refusing to seed it")
-    if theirs[2]:
-        raise UsageError("the target is a read-only replica; seed its primary")
-
-
-def check_target_empty(target: psycopg.Connection[Any], replace: bool) -> bool:
-    """Refuse a target that holds relations, unless ``replace``: then drop them all.
-
-    Returns True when something was dropped.
-    """
-    row = target.execute(
-        "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') "
-        "AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
-        "AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'"
-    ).fetchone()
-    if not row or not row[0]:
-        return False
-    if not replace:
-        raise UsageError(
-            f"the target is not empty ({row[0]} relations); refusing to write "
-            "into it (use --replace to drop everything in it first)"
-        )
-    _clear(target)
-    return True
-
-
-def _identity(conn: psycopg.Connection[Any]) -> tuple[Any, ...]:
-    """(cluster, database, in recovery): the cluster is its system identifier when readable,
-    else the server's address and port."""
-    try:
-        row = conn.execute(
-            "SELECT system_identifier::text, current_database(), "
-            "pg_is_in_recovery() FROM pg_control_system()"
-        ).fetchone()
-    except psycopg.errors.InsufficientPrivilege:
-        row = conn.execute(
-            "SELECT coalesce(inet_server_addr()::text, 'local') || ':' || "
-            "inet_server_port(), current_database(), pg_is_in_recovery()"
-        ).fetchone()
-    assert row is not None
-    return tuple(row)
-
-
-def _clear(target: psycopg.Connection[Any]) -> None:
-    schemas = [
-        r[0]
-        for r in target.execute(
-            "SELECT nspname FROM pg_namespace WHERE nspname NOT IN ('pg_catalog', "
-            "'information_schema') AND nspname NOT LIKE 'pg\\_toast%' "
-            "AND nspname NOT LIKE 'pg\\_temp%'"
-        ).fetchall()
-    ]
-    for extension in [
-        r[0]
-        for r in target.execute(
-            "SELECT extname FROM pg_extension WHERE extname <> 'plpgsql'"
-        ).fetchall()
-    ]:
-        target.execute(
-            sql.SQL("DROP EXTENSION IF EXISTS {} CASCADE").format(sql.Identifier(extension))
-        )
-    for schema in schemas:
-        target.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
-    target.execute("CREATE SCHEMA IF NOT EXISTS public")
-
-
 def _mark(
     target: psycopg.Connection[Any], *, state: str, policy: Policy, digest: str | None = None
 ) -> None:
@@ -306,37 +262,30 @@ def _mark(
         ) from None
 
 
-def _schema(
-    source: psycopg.Connection[Any], source_dsn: str, target_dsn: str, progress: SeedProgress
-) -> tuple[str, str, list[tuple[str, int]]]:
-    """Export the snapshot, dump both schema sections from it, create the tables."""
+@dataclass(frozen=True)
+class _Schema:
+    snapshot: str
+    archive: SchemaArchive
+    entries: list[PostDataEntry]
+    sequences: list[tuple[str, int]]
+
+
+def _dump_schema(source: psycopg.Connection[Any], source_dsn: str, workdir: Path) -> _Schema:
+    """Export the snapshot; dump the schema, classify its post-data entries and read the
+    sequences, all as of that snapshot."""
     source.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-    row = source.execute("SELECT pg_export_snapshot()").fetchone()
+    row = source.execute("SELECT pg_catalog.pg_export_snapshot()").fetchone()
     assert row is not None
     snapshot = str(row[0])
-    progress.say(f"schema: pg_dump pre-data and post-data from snapshot {snapshot}")
-    dump = [*DUMP_SCHEMA, f"--snapshot={snapshot}"]
-    pre_data = run_tool(
-        "pg_dump", [*dump, "--section=pre-data"], source_dsn, what="pg_dump --section=pre-data"
-    )
-    post_data = run_tool(
-        "pg_dump", [*dump, "--section=post-data"], source_dsn, what="pg_dump --section=post-data"
-    )
+    archive = dump_schema(source_dsn, snapshot, workdir)
     sequences = [
         (str(name), int(value))
         for name, value in source.execute(
-            "SELECT format('%I.%I', schemaname, sequencename), last_value FROM pg_sequences "
-            "WHERE last_value IS NOT NULL"
+            "SELECT format('%I.%I', schemaname, sequencename), last_value "
+            "FROM pg_catalog.pg_sequences WHERE last_value IS NOT NULL"
         ).fetchall()
     ]
-    run_tool(
-        "psql",
-        ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"],
-        target_dsn,
-        what="creating the tables on the target",
-        stdin=pre_data,
-    )
-    return snapshot, post_data.decode("utf-8"), sequences
+    return _Schema(snapshot, archive, classify_post_data(source, archive), sequences)
 
 
 def _set_sequences(target: psycopg.Connection[Any], sequences: list[tuple[str, int]]) -> None:

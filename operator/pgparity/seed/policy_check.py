@@ -7,6 +7,7 @@ check`` tells a reviewer everything to fix.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from typing import Any
 
 from pgparity.models.policy import ColumnRule, Policy, RowsMode
 from pgparity.seed.catalog import SourceCatalog, TableInfo
-from pgparity.seed.transforms import TRANSFORMS, ColumnInfo, Transform
+from pgparity.seed.transforms import TRANSFORMS, ColumnInfo, Param, Transform
 
 
 @dataclass(frozen=True)
@@ -78,10 +79,10 @@ def _check_rule(rule: ColumnRule, column: ColumnInfo, is_key: bool) -> list[str]
     if transform is None:
         return [f"unknown transform {rule.transform!r} (known: {', '.join(sorted(TRANSFORMS))})"]
     messages = _check_params(transform, rule.params)
-    if "*" not in transform.categories and column.category not in transform.categories:
+    if not fits_type(transform, column):
         messages.append(f"transform {transform.name} does not apply to type {column.type}")
-    if transform.name == "permute" and column.base_type not in ("int4", "int8"):
-        messages.append("permute applies to integer and bigint columns")
+    elif not messages:
+        messages += transform.check(rule.params, column)
     if transform.name == "null" and column.not_null:
         messages.append("transform null on a NOT NULL column")
     if is_key and not transform.unique(rule.params):
@@ -91,6 +92,12 @@ def _check_rule(rule: ColumnRule, column: ColumnInfo, is_key: bool) -> list[str]
             "permute, uuid, email with unique: true or hash with length: 32+)"
         )
     return messages
+
+
+def fits_type(transform: Transform, column: ColumnInfo) -> bool:
+    if transform.base_types:
+        return column.base_type in transform.base_types
+    return "*" in transform.categories or column.category in transform.categories
 
 
 def _check_params(transform: Transform, params: Mapping[str, Any]) -> list[str]:
@@ -104,17 +111,35 @@ def _check_params(transform: Transform, params: Mapping[str, Any]) -> list[str]:
             if param.required:
                 messages.append(f"{transform.name} needs parameter {param.name!r}")
             continue
-        value = params[param.name]
-        wrong = (param.kind is not object and not isinstance(value, param.kind)) or (
-            param.kind is int and isinstance(value, bool)
-        )
-        if param.kind is float and isinstance(value, int) and not isinstance(value, bool):
-            wrong = False
-        if wrong:
-            messages.append(
-                f"parameter {param.name!r} of {transform.name} must be {param.kind.__name__}"
-            )
+        problem = _param_problem(param, params[param.name])
+        if problem:
+            messages.append(f"parameter {param.name!r} of {transform.name} {problem}")
     return messages
+
+
+def _param_problem(param: Param, value: Any) -> str | None:
+    """What is wrong with one parameter's value: its type, its range, its choices."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if param.kind is float and number:
+        value = float(value)
+    elif param.kind is not object and (
+        not isinstance(value, param.kind) or (param.kind is int and isinstance(value, bool))
+    ):
+        return f"must be {param.kind.__name__}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"must be a finite number (got {value})"
+    low, high = param.minimum, param.maximum
+    if number and ((low is not None and value < low) or (high is not None and value > high)):
+        return f"must be between {_number(low)} and {_number(high)} (got {value})"
+    if param.choices and value not in param.choices:
+        return f"must be one of {', '.join(param.choices)} (got {value!r})"
+    return None
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "any"
+    return str(int(value)) if float(value).is_integer() else str(value)
 
 
 def _check_foreign_keys(policy: Policy, catalog: SourceCatalog) -> list[PolicyProblem]:
@@ -160,18 +185,52 @@ _SUGGESTIONS: list[tuple[str, str, str]] = [
 ]
 
 
-def suggest_rule(column: ColumnInfo, is_key: bool) -> tuple[str, str]:
-    """A starting rule for a column, as policy YAML, with the reason for it."""
+# Types that nest values (and so can hold personal data anywhere inside), by base type name;
+# arrays (category A) and composite types (C) too, and domains over any of them.
+STRUCTURED_TYPES = frozenset({"json", "jsonb", "xml", "bytea", "hstore", "tsvector"})
+STRUCTURED_CATEGORIES = frozenset({"A", "C"})
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    rule: str  # policy YAML
+    why: str
+    review: bool = True
+
+
+def suggest_rule(column: ColumnInfo, is_key: bool) -> Suggestion:
+    """A starting rule for a column, with the reason for it."""
+    if column.base_type in STRUCTURED_TYPES or column.category in STRUCTURED_CATEGORIES:
+        return _suggest_structured(column, is_key)
     for pattern, suggestion, why in _SUGGESTIONS:
         if re.search(pattern, column.name, re.IGNORECASE):
-            return _fit(suggestion, column, is_key), why
-    return "keep", "no personal data suggested by the name or type"
+            return Suggestion(_fit(suggestion, column, is_key), why)
+    return Suggestion("keep", "no personal data suggested by the name or type", review=False)
+
+
+def _suggest_structured(column: ColumnInfo, is_key: bool) -> Suggestion:
+    if is_key:
+        return Suggestion(
+            "keep", f"{column.type} is part of a key: no structured mask keeps keys unique"
+        )
+    if column.base_type in ("json", "jsonb"):
+        return Suggestion(
+            "jsonb_mask", "JSON can hold personal data anywhere: keys and shape kept, leaves masked"
+        )
+    why = f"{column.type} can hold personal data anywhere inside"
+    if not column.not_null:
+        return Suggestion("null", why)
+    if column.empty_value is None:
+        return Suggestion("keep", f"{why}; NOT NULL, and no empty value is known: write a mask")
+    return Suggestion(
+        f"{{transform: constant, value: {_yaml_scalar(column.empty_value)}}}", f"{why} (NOT NULL)"
+    )
 
 
 def _fit(suggestion: str, column: ColumnInfo, is_key: bool) -> str:
     name, *params = suggestion.split()
     transform = TRANSFORMS[name]
-    if "*" not in transform.categories and column.category not in transform.categories:
+    if not fits_type(transform, column):
         return "null" if not column.not_null else "fill" if column.category == "S" else "keep"
     if name == "null" and column.not_null:
         return "fill" if column.category == "S" else "keep"
@@ -198,10 +257,38 @@ def suggested_policy_text(catalog: SourceCatalog, source: str) -> str:
         keys = catalog.key_columns(name)
         lines += [f"  {_yaml_key(name)}:", "    columns:"]
         for column in table.copied_columns:
-            rule, why = suggest_rule(column, column.name in keys)
-            review = "" if rule == "keep" else f"  # REVIEW: {why}"
-            lines.append(f"      {_yaml_key(column.name)}: {rule}{review}")
+            suggestion = suggest_rule(column, column.name in keys)
+            review = f"  # REVIEW: {_comment(suggestion.why)}" if suggestion.review else ""
+            lines.append(f"      {_yaml_key(column.name)}: {suggestion.rule}{review}")
     return "\n".join(lines) + "\n"
+
+
+def _comment(text: str) -> str:
+    return " ".join(text.split())  # a type name with a newline must not end the comment
+
+
+def _yaml_scalar(text: str) -> str:
+    """A YAML double-quoted scalar that reads back as exactly ``text`` (newlines included)."""
+    return '"' + "".join(_yaml_char(c) for c in text) + '"'
+
+
+def _yaml_char(char: str) -> str:
+    code = ord(char)
+    if char in '"\\':
+        return "\\" + char
+    if (
+        0x20 <= code <= 0x7E
+        or (0xA0 <= code <= 0xFFFD and not _escaped_in_yaml(code))
+        or code >= 0x10000
+    ):
+        return char
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def _escaped_in_yaml(code: int) -> bool:
+    # Surrogates, the byte-order mark and the line and paragraph separators: not printable,
+    # or read as line breaks, inside a YAML scalar.
+    return 0xD800 <= code <= 0xDFFF or code in (0xFEFF, 0x2028, 0x2029)
 
 
 def _yaml_key(name: str) -> str:
@@ -217,4 +304,4 @@ def _yaml_key(name: str) -> str:
         "n",
     ):
         return name
-    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return _yaml_scalar(name)

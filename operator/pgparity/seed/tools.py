@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -63,19 +64,72 @@ def run_tool(
     extra_options: str = "",
     stdin: bytes | None = None,
     cwd: Path | None = None,
+    children: ChildProcesses | None = None,
 ) -> bytes:
-    """Run ``name`` for ``dsn``; its stdout, or a one-line DatabaseError naming ``what``."""
-    result = subprocess.run(
+    """Run ``name`` for ``dsn``; its stdout, or a one-line DatabaseError naming ``what``.
+
+    With ``children``, the process is registered there while it runs, so an interrupted run
+    can stop it from another thread.
+    """
+    runner = children or ChildProcesses()
+    returncode, stdout, stderr = runner.run(
         [tool(name), *args],
-        input=stdin,
-        capture_output=True,
         env=tool_environment(dsn, extra_options=extra_options),
-        check=False,
+        stdin=stdin,
         cwd=cwd,
     )
-    if result.returncode != 0:
-        raise DatabaseError(f"{what} failed: {error_line(result.stderr, dsn)}")
-    return result.stdout
+    if returncode != 0:
+        raise DatabaseError(f"{what} failed: {error_line(stderr, dsn)}")
+    return stdout
+
+
+class ChildProcesses:
+    """Tool processes that threads of one run start; ``stop`` kills them all, and any later."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: set[subprocess.Popen[bytes]] = set()
+        self._stopped = False
+
+    def run(
+        self,
+        command: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        stdin: bytes | None = None,
+        cwd: Path | None = None,
+    ) -> tuple[int, bytes, bytes]:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=dict(env),
+            cwd=cwd,
+        )
+        with self._lock:
+            self._running.add(process)
+            stopped = self._stopped
+        if stopped:
+            process.kill()
+        try:
+            stdout, stderr = process.communicate(stdin)
+        except BaseException:  # Ctrl-C while waiting: the child must not outlive the run
+            process.kill()
+            process.wait()
+            raise
+        finally:
+            with self._lock:
+                self._running.discard(process)
+        return process.returncode, stdout, stderr
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            running = list(self._running)
+        for process in running:
+            if process.poll() is None:
+                process.kill()
 
 
 def pipe_tools(

@@ -38,6 +38,10 @@ class ColumnInfo:
     category: str
     not_null: bool = False
     attnum: int = 0
+    # A literal of the column's type holding nothing ('{}' for arrays, '(,)' for a composite
+    # of two fields, '' for bytea, xml, hstore and tsvector): what `policy init` suggests for
+    # NOT NULL columns of such types. None for other types.
+    empty_value: str | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,9 @@ class Param:
     default: Any = None
     required: bool = False
     help: str = ""
+    minimum: float | None = None  # for numbers: the range that masks something
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,12 @@ class Context:
 
 
 Builder = Callable[[ColumnInfo, Mapping[str, Any], Context], Masked]
+# What is wrong with a transform's parameters for this column, beyond each parameter's range.
+Checker = Callable[[Mapping[str, Any], ColumnInfo], list[str]]
+
+
+def _no_problems(params: Mapping[str, Any], column: ColumnInfo) -> list[str]:
+    return []
 
 
 @dataclass(frozen=True)
@@ -81,6 +94,8 @@ class Transform:
     # pg_stats metrics the output keeps close to the input's: the data parity report checks
     # only these for a masked column; the others change by design.
     parity: frozenset[str] = frozenset({"null_frac"})
+    base_types: frozenset[str] = frozenset()  # when set, only columns of these (base) types
+    check: Checker = _no_problems
 
 
 def source_column(column: ColumnInfo) -> sql.Composable:
@@ -207,7 +222,7 @@ def _hash(column: ColumnInfo, params: Mapping[str, Any], ctx: Context) -> Masked
 
 
 def _hash_int(column: ColumnInfo, params: Mapping[str, Any], ctx: Context) -> Masked:
-    low, high = int(params["min"]), int(params["max"])
+    low, high = int(params.get("min", 0)), int(params.get("max", 2**31 - 1))
     return Masked(
         _cast(
             sql.SQL("{} + {} % {}").format(
@@ -216,6 +231,30 @@ def _hash_int(column: ColumnInfo, params: Mapping[str, Any], ctx: Context) -> Ma
             column,
         )
     )
+
+
+def _check_hash_int(params: Mapping[str, Any], column: ColumnInfo) -> list[str]:
+    low, high = params.get("min", 0), params.get("max", 2**31 - 1)
+    if not isinstance(low, int) or not isinstance(high, int):
+        return []  # the parameter check names the type
+    if low > high:
+        return [f"parameters of hash_int: min ({low}) is greater than max ({high})"]
+    bounds = _INTEGER_RANGES.get(column.base_type)
+    if bounds and not (bounds[0] <= low and high <= bounds[1]):
+        return [
+            f"parameters of hash_int: [{low}, {high}] does not fit {column.type} "
+            f"([{bounds[0]}, {bounds[1]}])"
+        ]
+    return []
+
+
+def _check_constant(params: Mapping[str, Any], column: ColumnInfo) -> list[str]:
+    value = params.get("value")
+    if value is None:
+        return ["parameter 'value' of constant is empty (for NULL use the transform null)"]
+    if not isinstance(value, str | int | float | bool):
+        return ["parameter 'value' of constant must be a single value, written as text"]
+    return []
 
 
 def _uuid(column: ColumnInfo, params: Mapping[str, Any], ctx: Context) -> Masked:
@@ -280,24 +319,39 @@ def _phone(column: ColumnInfo, params: Mapping[str, Any], ctx: Context) -> Maske
 
 
 def _partial(column: ColumnInfo, params: Mapping[str, Any], ctx: Context) -> Masked:
+    """Keep up to ``first`` and ``last`` characters, but never more than half of any value.
+
+    A value of n characters keeps at most n / 2 (rounded down), the first ones before the last:
+    at least half of every value — and at least one character of any non-empty one — is masked,
+    whatever the parameters (``first: 100`` on a 7-character value keeps 3).
+    """
     value = source_column(column)
-    first, last = int(params.get("first", 0)), int(params.get("last", 0))
-    mask = str(params.get("mask", "*"))[:1] or "*"
+    half = sql.SQL("(length({}) / 2)").format(value)
+    first = sql.SQL("least({}, {})").format(sql.Literal(_count(params.get("first", 0))), half)
+    last = sql.SQL("least({}, {} - {})").format(
+        sql.Literal(_count(params.get("last", 0))), half, first
+    )
     return Masked(
         _cast(
             sql.SQL(
-                "CASE WHEN length({v}) <= {keep} THEN repeat({m}, length({v})) "
-                "ELSE left({v}, {f}) || repeat({m}, length({v}) - {keep}) || right({v}, {l}) END"
-            ).format(
-                v=value,
-                keep=sql.Literal(first + last),
-                m=sql.Literal(mask),
-                f=sql.Literal(first),
-                l=sql.Literal(last),
-            ),
+                "left({v}, {f}) || repeat({m}, length({v}) - {f} - {l}) || right({v}, {l})"
+            ).format(v=value, f=first, l=last, m=sql.Literal(str(params.get("mask", "*")))),
             column,
         )
     )
+
+
+def _count(value: Any) -> int:
+    """A character count in [0, 2^30]: negative counts would make left()/right() drop from the
+    other end, and no text value is longer (1 GB)."""
+    return min(max(int(value), 0), 2**30)
+
+
+def _check_partial(params: Mapping[str, Any], column: ColumnInfo) -> list[str]:
+    mask = params.get("mask", "*")
+    if isinstance(mask, str) and len(mask) != 1:
+        return [f"parameter 'mask' of partial must be exactly one character (got {mask!r})"]
+    return []
 
 
 def _unit_interval(digest: sql.Composable) -> sql.Composable:
@@ -305,35 +359,76 @@ def _unit_interval(digest: sql.Composable) -> sql.Composable:
     return sql.SQL("({}::float8 / 1152921504606846976.0)").format(hash_int(digest))
 
 
+_INTEGER_RANGES = {
+    "int2": (-(2**15), 2**15 - 1),
+    "int4": (-(2**31), 2**31 - 1),
+    "int8": (-(2**63), 2**63 - 1),
+}
+
+
 def _noise(column: ColumnInfo, params: Mapping[str, Any], ctx: Context) -> Masked:
+    """± percent, deterministic per row; a value the noise would leave equal moves by one unit.
+
+    Multiplying small integers (or whole amounts) by 1 ± 5 % and rounding often gives the same
+    value back — a raw copy. Such values move one unit of their granularity towards zero (1 for
+    integers, 0.01 for 12.34 or $12.34, ``max(|v|, 1) × percent`` for floating point), so no
+    finite value is copied as it was (NaN and infinities stay what they are).
+    """
+    value = source_column(column)
     percent = float(params["percent"]) / 100.0
     seed: sql.Composable = (
-        ctx.row_key
-        if ctx.row_key is not None
-        else sql.SQL("{}::text").format(source_column(column))
+        ctx.row_key if ctx.row_key is not None else sql.SQL("{}::text").format(value)
     )
     digest = hmac_sql(sql.SQL("{} || ':' || {}").format(sql.Literal(f"noise:{column.name}"), seed))
     factor = sql.SQL("(1 + {} * (2 * {} - 1))").format(sql.Literal(percent), _unit_interval(digest))
-    scaled = sql.SQL("{}::numeric * {}::numeric").format(source_column(column), factor)
-    if column.base_type in ("int2", "int4", "int8"):
-        scaled = sql.SQL("round({})").format(scaled)
+    noisy = sql.SQL("{}::numeric * {}::numeric").format(value, factor)
+    unit: sql.Composable = sql.SQL("(greatest(abs({}::numeric), 1) * {})").format(
+        value, sql.Literal(percent)
+    )
+    if column.base_type in _INTEGER_RANGES:
+        low, high = _INTEGER_RANGES[column.base_type]
+        noisy = sql.SQL("least(greatest(round({}), {}), {})").format(
+            noisy, sql.Literal(low), sql.Literal(high)
+        )
+        unit = sql.SQL("1")
     elif column.base_type == "numeric":
         # Keep each value's granularity (min_scale: 1200.00 stays whole, 12.34 keeps cents),
         # so widths and rounding patterns stay production's.
-        scaled = sql.SQL("round({}, min_scale({}))").format(scaled, source_column(column))
+        scale = sql.SQL("coalesce(min_scale({}), 0)").format(value)
+        noisy = sql.SQL("round({}, {})").format(noisy, scale)
+        unit = sql.SQL("power(10::numeric, -{})").format(scale)
+    elif column.base_type == "money":  # rounded to the currency's cents when cast back
+        unit = sql.SQL("power(10::numeric, -scale({}::numeric))").format(value)
+    step = sql.Identifier(f"pgparity_noise_{column.attnum}")
+    # In numeric, which every number type (money too) casts to and from.
+    moved = sql.SQL(
+        "CASE WHEN {v}::numeric > 0 THEN {v}::numeric - {u} ELSE {v}::numeric + {u} END"
+    ).format(v=value, u=unit)
     return Masked(
-        sql.SQL("CASE WHEN {} IS NULL THEN NULL ELSE {} END").format(
-            source_column(column), _cast(scaled, column)
-        )
+        sql.SQL(
+            "CASE WHEN {v} IS NULL THEN NULL WHEN {s}.v = {v} THEN {moved} ELSE {s}.v END"
+        ).format(v=value, s=step, moved=_cast(moved, column)),
+        # OFFSET 0 keeps the step a subquery, so its HMAC is computed once per row.
+        (
+            sql.SQL("CROSS JOIN LATERAL (SELECT {} AS v OFFSET 0) AS {}").format(
+                _cast(noisy, column), step
+            ),
+        ),
     )
 
 
 def _date_shift(column: ColumnInfo, params: Mapping[str, Any], ctx: Context) -> Masked:
-    days = int(params["days"])
-    shift = sql.SQL("(({} % {}) - {}) * interval '1 day'").format(
-        hash_int(_digest(column)), sql.Literal(2 * days + 1), sql.Literal(days)
-    )
+    """Shift by 1 to ``days`` days, earlier or later, never by zero (which would copy the value)."""
+    days = sql.Literal(int(params["days"]))
+    pick = sql.SQL("({} % (2 * {}))").format(hash_int(_digest(column)), days)
+    # pick is in [0, 2 days): [0, days) shifts by -days … -1, [days, 2 days) by 1 … days.
+    shift = sql.SQL("(({p} - {d} + ({p} >= {d})::int) * interval '1 day')").format(p=pick, d=days)
     return Masked(_cast(sql.SQL("{} + {}").format(source_column(column), shift), column))
+
+
+DATE_UNITS = ("week", "month", "quarter", "year", "decade", "century", "millennium")
+TIME_UNITS = ("millisecond", "second", "minute", "hour", "day")
+DATETIME_TYPES = frozenset({"date", "timestamp", "timestamptz"})
 
 
 def _date_trunc(column: ColumnInfo, params: Mapping[str, Any], ctx: Context) -> Masked:
@@ -345,6 +440,80 @@ def _date_trunc(column: ColumnInfo, params: Mapping[str, Any], ctx: Context) -> 
     )
 
 
+def _check_date_trunc(params: Mapping[str, Any], column: ColumnInfo) -> list[str]:
+    unit = params.get("unit", "month")
+    if column.base_type == "date" and unit in TIME_UNITS:
+        return [
+            f"parameter 'unit' of date_trunc: truncating a date to a {unit} changes nothing "
+            f"(use one of {', '.join(DATE_UNITS)})"
+        ]
+    return []
+
+
+# jsonb_mask: the document is walked by a recursive CTE in a scalar subquery (read-only: no
+# function is created on the source) and written again as JSON text token by token, ordered by
+# each node's path of positions: keys verbatim (quoted by to_jsonb), string and number leaves
+# replaced, booleans, nulls and the shape of arrays and objects kept.
+_JSON_WALK = """(SELECT string_agg(tok.token, '' ORDER BY tok.sort)::jsonb FROM (
+ WITH RECURSIVE walk(sort, prefix, v) AS (
+  SELECT ARRAY[]::int[], ''::text, ({doc})::jsonb
+  UNION ALL
+  SELECT w.sort || c.ord::int,
+         CASE WHEN c.ord > 1 THEN ',' ELSE '' END || coalesce(to_jsonb(c.k)::text || ':', ''), c.v
+  FROM walk w CROSS JOIN LATERAL (
+   SELECT e.key, e.value, e.ord FROM jsonb_each(
+     CASE WHEN jsonb_typeof(w.v) = 'object' THEN w.v END) WITH ORDINALITY AS e(key, value, ord)
+   UNION ALL
+   SELECT NULL, a.value, a.ord FROM jsonb_array_elements(
+     CASE WHEN jsonb_typeof(w.v) = 'array' THEN w.v END) WITH ORDINALITY AS a(value, ord)
+  ) AS c(k, v, ord))
+ SELECT w.sort, w.prefix || CASE jsonb_typeof(w.v)
+   WHEN 'object' THEN '{{' WHEN 'array' THEN '['
+   WHEN 'string' THEN {string} WHEN 'number' THEN {number} ELSE w.v::text END
+ FROM walk w
+ UNION ALL
+ SELECT w.sort || 2147483647, CASE jsonb_typeof(w.v) WHEN 'object' THEN '}}' ELSE ']' END
+ FROM walk w WHERE jsonb_typeof(w.v) IN ('object', 'array')
+) AS tok(sort, token))"""
+
+# A number leaf becomes another number of the same sign, scale (after trim_scale, so 1.0 and
+# 1.00 mask alike) and digit count, chosen by its HMAC; if that is the number itself, the next
+# one in the same range. Every number of that shape spans at least 9 values, so none stays.
+_JSON_NUMBER = """(SELECT round(x.sgn * CASE WHEN x.m = x.whole
+       THEN x.lo + (x.m - x.lo + 1) % x.size ELSE x.m END / 10::numeric ^ x.s, x.s)::text
+ FROM (SELECT y.*, y.lo + y.h % y.size AS m FROM (
+  SELECT z.*, CASE WHEN z.k >= 1 THEN 10::numeric ^ (greatest(1, z.k + z.s) - 1) ELSE 0 END AS lo,
+         10::numeric ^ greatest(1, z.k + z.s)
+           - CASE WHEN z.k >= 1 THEN 10::numeric ^ (greatest(1, z.k + z.s) - 1) ELSE 0 END
+           AS size,
+         abs(z.n) * 10::numeric ^ z.s AS whole
+  FROM (SELECT q.n, q.h, scale(q.n) AS s, CASE WHEN q.n < 0 THEN -1 ELSE 1 END AS sgn,
+               CASE WHEN abs(q.n) >= 1 THEN length(trunc(abs(q.n))::text) ELSE 0 END AS k
+        FROM (SELECT r.n, {hash} AS h
+              FROM (SELECT trim_scale((w.v #>> '{{}}')::numeric) AS n) AS r OFFSET 0) AS q
+  ) AS z) AS y) AS x)"""
+
+
+def _jsonb_mask(column: ColumnInfo, params: Mapping[str, Any], ctx: Context) -> Masked:
+    """Keys and shape kept; strings as ``hash`` would mask them, numbers keyed to numbers."""
+    text = sql.SQL("(w.v #>> '{}')")
+    string = sql.SQL("to_jsonb(left(encode({}, 'hex'), least(64, greatest(16, length({})))))::text")
+    number = sql.SQL(_JSON_NUMBER).format(hash=hash_int(hmac_sql(sql.SQL("r.n::text"))))
+    walk = sql.SQL(_JSON_WALK).format(
+        doc=source_column(column),
+        string=string.format(hmac_sql(text), text),
+        number=number,
+    )
+    return Masked(
+        sql.SQL("CASE WHEN {} IS NULL THEN NULL ELSE {} END").format(
+            source_column(column), _cast(walk, column)
+        )
+    )
+
+
+MAX_PARTIAL_KEEP = 32
+MAX_SHIFT_DAYS = 3650
+NAME_PARTS = ("full", "first", "last")
 LOREM = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor "
 
 
@@ -434,6 +603,7 @@ TRANSFORMS: dict[str, Transform] = {
             _constant,
             (Param("value", object, required=True),),
             keyed=False,
+            check=_check_constant,
         ),
         Transform(
             "hash",
@@ -441,7 +611,15 @@ TRANSFORMS: dict[str, Transform] = {
             "joins, NULLs, distinct counts; uniqueness when length >= 32",
             TEXT,
             _hash,
-            (Param("length", int, help="fixed output length (32+ keeps uniqueness)"),),
+            (
+                Param(
+                    "length",
+                    int,
+                    help="fixed output length (32+ keeps uniqueness)",
+                    minimum=1,
+                    maximum=64,
+                ),
+            ),
             unique=_unique_if_long,
             parity=frozenset({"null_frac", "n_distinct", "avg_width"}),
             digest=True,
@@ -454,6 +632,7 @@ TRANSFORMS: dict[str, Transform] = {
             _hash_int,
             (Param("min", int, 0), Param("max", int, 2**31 - 1)),
             digest=True,
+            check=_check_hash_int,
         ),
         Transform(
             "uuid",
@@ -482,7 +661,7 @@ TRANSFORMS: dict[str, Transform] = {
             "joins, NULLs",
             TEXT,
             _name,
-            (Param("part", str, "full", help="full, first or last"),),
+            (Param("part", str, "full", help="full, first or last", choices=NAME_PARTS),),
             digest=True,
         ),
         Transform(
@@ -495,32 +674,38 @@ TRANSFORMS: dict[str, Transform] = {
         ),
         Transform(
             "partial",
-            "keep the first/last characters, mask the rest",
+            "keep the first/last characters (at most half of each value), mask the rest",
             "length, NULLs, the kept characters",
             TEXT,
             _partial,
-            (Param("first", int, 0), Param("last", int, 0), Param("mask", str, "*")),
+            (
+                Param("first", int, 0, minimum=0, maximum=MAX_PARTIAL_KEEP),
+                Param("last", int, 0, minimum=0, maximum=MAX_PARTIAL_KEEP),
+                Param("mask", str, "*"),
+            ),
             keyed=False,
             parity=frozenset({"null_frac", "avg_width"}),
+            check=_check_partial,
         ),
         Transform(
             "noise",
-            "± percent, deterministic per row",
+            "± percent, deterministic per row; never the value itself",
             "NULLs, approximate distribution",
             NUMBERS,
             _noise,
-            (Param("percent", float, required=True),),
+            (Param("percent", float, required=True, minimum=0.01, maximum=100),),
             parity=frozenset({"null_frac", "avg_width", "correlation"}),
         ),
         Transform(
             "date_shift",
-            "shift by up to ± days, deterministic per value",
+            "shift by 1 to days days, earlier or later, deterministic per value",
             "NULLs, approximate distribution and order",
             TIMES,
             _date_shift,
-            (Param("days", int, required=True),),
+            (Param("days", int, required=True, minimum=1, maximum=MAX_SHIFT_DAYS),),
             parity=frozenset({"null_frac", "avg_width", "correlation"}),
             digest=True,
+            base_types=DATETIME_TYPES,
         ),
         Transform(
             "date_trunc",
@@ -528,9 +713,11 @@ TRANSFORMS: dict[str, Transform] = {
             "NULLs, order",
             TIMES,
             _date_trunc,
-            (Param("unit", str, "month"),),
+            (Param("unit", str, "month", choices=TIME_UNITS + DATE_UNITS),),
             keyed=False,
             parity=frozenset({"null_frac", "avg_width", "correlation"}),
+            base_types=DATETIME_TYPES,
+            check=_check_date_trunc,
         ),
         Transform(
             "fill",
@@ -549,6 +736,16 @@ TRANSFORMS: dict[str, Transform] = {
             _permute,
             unique=lambda _: True,
             parity=frozenset({"null_frac", "n_distinct", "avg_width"}),
+            base_types=frozenset({"int4", "int8"}),
+        ),
+        Transform(
+            "jsonb_mask",
+            "JSON with its keys and shape kept, string and number leaves keyed",
+            "keys, nesting, array lengths, booleans and nulls; joins on equal documents",
+            frozenset({"U"}),
+            _jsonb_mask,
+            parity=frozenset({"null_frac"}),
+            base_types=frozenset({"json", "jsonb"}),
         ),
     )
 }
