@@ -77,6 +77,10 @@ bench: install postgres ## measure observer overhead and lock-wait detection (pr
 bench-seed: install postgres ## anonymized seed vs plain pg_dump | pg_restore (prints the ratio)
 	$(BIN)/python bench/bench_seed.py
 
+.PHONY: bench-operator
+bench-operator: install postgres kube-assets ## the operator at 10/100/500 validations + 5/20/100 clones
+	$(BIN)/python bench/bench_operator.py
+
 .PHONY: manifests
 manifests: install ## regenerate deploy/ and the Helm chart from the builders
 	$(BIN)/pgparity render rbac > deploy/operator-rbac.yaml

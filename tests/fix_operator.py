@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from fix_kube import wait_for
+from fix_pg import PgDatabase
 from kubeplane import ControlPlane
 from pgparity.engine.localcluster import free_port
 from pgparity.manifests.rbac import operator_rbac
@@ -52,6 +53,91 @@ def apply(
 ) -> None:
     docs = documents if isinstance(documents, list) else [documents]
     plane.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(docs))
+
+
+def external_clone_documents(
+    name: str, dsn: str, replica_dsn: str | None, parameters: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """An external StagingClone and the Secret with its connection strings."""
+    data = {"dsn": dsn}
+    if replica_dsn is not None:
+        data["replicaDsn"] = replica_dsn
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": f"{name}-conn"},
+        "stringData": data,
+    }
+    clone = {
+        "apiVersion": "pgparity.io/v1alpha1",
+        "kind": "StagingClone",
+        "metadata": {"name": name},
+        "spec": {
+            "provider": "external",
+            "external": {"secretRef": {"name": f"{name}-conn"}},
+            "postgres": {"parameters": parameters or {}},
+        },
+    }
+    return [secret, clone]
+
+
+def external_clone(
+    plane: ControlPlane,
+    namespace: str,
+    name: str,
+    db: PgDatabase,
+    parameters: dict[str, str] | None = None,
+    replica: bool = True,
+) -> None:
+    documents = external_clone_documents(
+        name, db.dsn, db.replica_dsn if replica else None, parameters
+    )
+    plane.kubectl(
+        "apply",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": documents}),
+    )
+
+
+def status_of(plane: ControlPlane, namespace: str, kind: str, name: str) -> dict[str, Any]:
+    found = get(plane, namespace, kind, name) or {}
+    status: dict[str, Any] = found.get("status") or {}
+    return status
+
+
+def conditions(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["type"]: c for c in status.get("conditions", [])}
+
+
+def condition(kind: str, field: str, value: str) -> Callable[[dict[str, Any]], bool]:
+    """A status test: condition ``kind`` has ``field`` (status, reason) equal to ``value``."""
+    return lambda status: conditions(status).get(kind, {}).get(field) == value
+
+
+def wait_status(
+    plane: ControlPlane,
+    namespace: str,
+    kind: str,
+    name: str,
+    what: str,
+    until: Callable[[dict[str, Any]], bool],
+) -> dict[str, Any]:
+    """The object's status, once ``until`` holds for it."""
+
+    def probe() -> dict[str, Any] | None:
+        status = status_of(plane, namespace, kind, name)
+        return status if until(status) else None
+
+    return wait_for(what, probe)
+
+
+def ready_clone(plane: ControlPlane, namespace: str, name: str) -> dict[str, Any]:
+    return wait_status(
+        plane, namespace, "stc", name, f"clone {name} Ready", lambda s: s.get("phase") == "Ready"
+    )
 
 
 def token_kubeconfig(plane: ControlPlane, namespace: str, account: str, path: Path) -> Path:

@@ -24,6 +24,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("must be a whole number of at least 1")
+    return value
+
+
 def _port(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 65535:
@@ -54,6 +61,11 @@ class Settings:
     operator_namespace: str = "pgparity-system"
     reconcile_seconds: float = 5.0
     monitor_seconds: float = 15.0
+    max_workers: int = 8
+    max_concurrent_jobs: int = 10
+    sampler_concurrency: int = 4
+    api_timeout_seconds: float = 10.0
+    check_timeout_seconds: float = 10.0
     metrics_port: int = 9090
     liveness_port: int = 8080
     job_cpu: str = "1"
@@ -82,6 +94,36 @@ _VARIABLES: tuple[tuple[str, str, Callable[[str], Any], str], ...] = (
         "PGPARITY_MONITOR_SECONDS",
         _positive_float,
         "how often Ready clones are sampled for metrics",
+    ),
+    (
+        "max_workers",
+        "PGPARITY_MAX_WORKERS",
+        _positive_int,
+        "threads for blocking calls (PostgreSQL checks, Kubernetes API requests)",
+    ),
+    (
+        "max_concurrent_jobs",
+        "PGPARITY_MAX_CONCURRENT_JOBS",
+        _positive_int,
+        "validation Jobs running at once, cluster-wide; more wait in a queue",
+    ),
+    (
+        "sampler_concurrency",
+        "PGPARITY_SAMPLER_CONCURRENCY",
+        _positive_int,
+        "Ready clones sampled for metrics at once",
+    ),
+    (
+        "api_timeout_seconds",
+        "PGPARITY_API_TIMEOUT_SECONDS",
+        _positive_float,
+        "timeout of one Kubernetes API request",
+    ),
+    (
+        "check_timeout_seconds",
+        "PGPARITY_CHECK_TIMEOUT_SECONDS",
+        _positive_float,
+        "connect and statement timeout of clone checks and samples",
     ),
     ("metrics_port", "PGPARITY_METRICS_PORT", _port, "port of /metrics (0: off)"),
     ("liveness_port", "PGPARITY_LIVENESS_PORT", _port, "port of /healthz (0: off)"),

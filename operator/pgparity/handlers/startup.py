@@ -1,7 +1,10 @@
-"""Operator start-up: kopf settings under pgparity.io, watch timeouts, the metrics endpoint."""
+"""Operator start-up: kopf settings under pgparity.io, watch timeouts, the metrics endpoint,
+the shared runtime and the queue keeper; and their clean-up."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
 from typing import Any
@@ -9,15 +12,27 @@ from typing import Any
 import kopf
 
 from pgparity import metrics
-from pgparity.handlers.common import SETTINGS
+from pgparity.handlers.common import SETTINGS, Runtime, runtime
+from pgparity.handlers.indexes import Views
+from pgparity.handlers.queue import keep_queue
+from pgparity.handlers.sampler import sample_clones
+from pgparity.kube.client import configure as configure_api_client
 
 _metrics_started = threading.Event()
 
 
 @kopf.on.startup()
-def configure(
-    settings: kopf.OperatorSettings, logger: logging.Logger | logging.LoggerAdapter[Any], **_: Any
+async def configure(
+    settings: kopf.OperatorSettings,
+    memo: kopf.Memo,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+    **kwargs: Any,
 ) -> None:
+    shared = memo.runtime = Runtime(Views.of(kwargs))
+    shared.tasks = [
+        asyncio.create_task(keep_queue(shared), name="pgparity validation queue"),
+        asyncio.create_task(sample_clones(shared), name="pgparity clone sampler"),
+    ]
     settings.persistence.finalizer = "pgparity.io/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="pgparity.io")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -29,8 +44,19 @@ def configure(
     settings.watching.client_timeout = 90
     settings.watching.connect_timeout = 30
     settings.posting.level = logging.INFO
-    settings.execution.max_workers = 20
+    # Every handler is a coroutine: kopf's executor runs nothing of ours. Blocking calls go
+    # to handlers.common's own pool of the same size, each with a timeout.
+    settings.execution.max_workers = SETTINGS.max_workers
+    configure_api_client(timeout=SETTINGS.api_timeout_seconds, connections=SETTINGS.max_workers)
     if SETTINGS.metrics_port and not _metrics_started.is_set():
         metrics.serve(SETTINGS.metrics_port)
         _metrics_started.set()
         logger.info("serving /metrics on port %d", SETTINGS.metrics_port)
+
+
+@kopf.on.cleanup()
+async def stop_background_tasks(memo: kopf.Memo, **_: Any) -> None:
+    for task in runtime(memo).tasks:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -2,7 +2,8 @@
 
 Configuration: inside a pod, the pod's ServiceAccount; elsewhere the kubeconfig (``KUBECONFIG``
 or ``~/.kube/config``). Failures become ``KubeError`` with one line: the status, the reason,
-the API server's message.
+the API server's message. Every request — discovery included — carries a timeout
+(``configure``), so a hung API server cannot hold the calling thread for ever.
 """
 
 from __future__ import annotations
@@ -33,19 +34,42 @@ class KubeError(PgparityError):
 
 
 _lock = threading.Lock()
+# (request timeout in seconds, connections kept per host): see configure().
+_options = {"timeout": 10.0, "connections": 10}
+
+
+class _TimedClient(DynamicClient):
+    """The dynamic client with a default timeout on every request it makes.
+
+    Discovery requests are made inside the client, where no caller can pass a timeout; the
+    client's generic ``request`` is the one place they all pass through.
+    """
+
+    def request(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
+        params.setdefault("_request_timeout", _options["timeout"])
+        return super().request(method, path, body, **params)
+
+
+def configure(*, timeout: float, connections: int) -> None:
+    """The timeout of every request, and the connection pool for that many threads."""
+    _options.update(timeout=timeout, connections=connections)
+    reset()
 
 
 @functools.cache
 def _dynamic() -> DynamicClient:
     with _lock:
+        configuration = client.Configuration()
         try:
             if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
-                config.load_incluster_config()
+                config.load_incluster_config(client_configuration=configuration)
             else:
-                config.load_kube_config()
+                config.load_kube_config(client_configuration=configuration)
         except (config.ConfigException, OSError) as exc:
             raise KubeError(f"no Kubernetes configuration: {exc}") from None
-        return DynamicClient(client.ApiClient())
+        # One pooled connection per calling thread, not urllib3's default of 10 per host.
+        configuration.connection_pool_maxsize = int(_options["connections"])
+        return _TimedClient(client.ApiClient(configuration))
 
 
 def reset() -> None:
@@ -153,13 +177,18 @@ def patch_merge(
 
 def secret_value(namespace: str, name: str, key: str) -> str | None:
     """One decoded value of a Secret, or None when the Secret or the key is missing."""
+    return (secret_data(namespace, name) or {}).get(key)
+
+
+def secret_data(namespace: str, name: str) -> dict[str, str] | None:
+    """Every decoded value of a Secret (one request), or None when it does not exist."""
     secret = get("v1", "Secret", name, namespace)
     if secret is None:
         return None
-    data = secret.get("data") or {}
-    if key not in data:
-        return None
-    return base64.b64decode(data[key]).decode("utf-8")
+    return {
+        key: base64.b64decode(value).decode("utf-8")
+        for key, value in (secret.get("data") or {}).items()
+    }
 
 
 def configmap_value(namespace: str, name: str, key: str) -> str | None:
