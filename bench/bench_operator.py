@@ -27,17 +27,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,7 +46,11 @@ from urllib3.exceptions import HTTPError
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from fix_operator import apply, token_kubeconfig  # noqa: E402 - tests/ is on the path now
+from fix_operator import (  # noqa: E402 - tests/ is on the path now
+    apply,
+    operator_process,
+    token_kubeconfig,
+)
 from kubeplane import ControlPlane  # noqa: E402
 from pgparity.engine.clone import mark_clone  # noqa: E402
 from pgparity.engine.localcluster import LocalCluster, free_port  # noqa: E402
@@ -130,73 +129,17 @@ def follow(
 
 
 # ----------------------------------------------------------------------- the operator process
-@dataclass
-class OperatorProcess:
-    process: subprocess.Popen[bytes]
-    metrics_port: int
-    log_path: Path
-
-    def ticks(self) -> int:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])  # utime + stime
-
-    def memory_mb(self, field_name: str) -> float:
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith(field_name + ":"):
-                return int(line.split()[1]) / 1024
-        raise RuntimeError(f"no {field_name} in /proc/{self.process.pid}/status")
-
-    def metric(self, name: str) -> float | None:
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as response:
-            for line in response.read().decode().splitlines():
-                if line.startswith(name + " ") or line.startswith(name + "{"):
-                    return float(line.rsplit(" ", 1)[1])
-        return None
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
-@contextmanager
-def operator(kubeconfig: Path, namespace: str, workdir: Path) -> Iterator[OperatorProcess]:
-    metrics_port, liveness_port = free_port(), free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("KUBE")},
+def operator(kubeconfig: Path, namespace: str, workdir: Path) -> Any:
+    """The operator as the Deployment runs it, watching ``namespace``; PGPARITY_* pass through."""
+    settings = {k: v for k, v in os.environ.items() if k.startswith("PGPARITY_")}
+    environment = {
+        **settings,
         "KUBECONFIG": str(kubeconfig),
         "PGPARITY_NAMESPACES": namespace,
-        "PGPARITY_METRICS_PORT": str(metrics_port),
-        "PGPARITY_LIVENESS_PORT": str(liveness_port),
         "PGPARITY_IMAGE": "pgparity:bench",
         "PGPARITY_OPERATOR_NAMESPACE": OPERATOR_NAMESPACE,
     }
-    log_path = workdir / f"operator-{namespace}.log"
-    with log_path.open("wb") as output:
-        process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "pgparity"), "operator", "--log-format", "plain"],
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    running = OperatorProcess(process, metrics_port, log_path)
-    try:
-        wait_until(f"the operator's /healthz on {liveness_port}", lambda: _healthy(liveness_port))
-        yield running
-    finally:
-        running.stop()
-
-
-def _healthy(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
-            return True
-    except OSError:
-        return False
+    return operator_process(environment, workdir / f"operator-{namespace}.log")
 
 
 def wait_until(what: str, probe: Any, timeout: float = DEADLINE) -> float:

@@ -14,10 +14,14 @@ import base64
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -196,6 +200,7 @@ def operator_plane(
         "KUBECONFIG": str(config),
         "PGPARITY_RECONCILE_SECONDS": "1",
         "PGPARITY_MONITOR_SECONDS": "1",
+        "PGPARITY_CHECK_TIMEOUT_SECONDS": "2",
         "PGPARITY_METRICS_PORT": str(free_port()),
         "PGPARITY_LIVENESS_PORT": "0",
         "PGPARITY_IMAGE": "pgparity:test",
@@ -247,6 +252,77 @@ def running_operator(operator_plane: dict[str, str]) -> Iterator[Operator]:
         yield operator
     finally:
         operator.stop()
+
+
+@dataclass
+class OperatorProcess:
+    """``pgparity operator`` in a process of its own, the way the Deployment runs it."""
+
+    process: subprocess.Popen[bytes]
+    metrics_port: int
+
+    def ticks(self) -> int:
+        """CPU time used so far (user + system), in clock ticks."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+
+    def memory_mb(self, field_name: str) -> float:
+        """A /proc/PID/status memory figure (VmRSS, VmHWM) in MB."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError(f"no {field_name} in /proc/{self.process.pid}/status")
+
+    def metric(self, name: str) -> float | None:
+        """The first sample of a metric on the operator's /metrics, or None."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            for line in response.read().decode().splitlines():
+                if line.startswith((name + " ", name + "{")):
+                    return float(line.rsplit(" ", 1)[1])
+        return None
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def operator_process(environment: Mapping[str, str], log_path: Path) -> Iterator[OperatorProcess]:
+    """Run the operator with ``environment`` (KUBECONFIG, PGPARITY_*) until the block ends."""
+    metrics_port, liveness_port = free_port(), free_port()
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("KUBE", "PGPARITY_"))}
+    env = {
+        **inherited,
+        **environment,
+        "PGPARITY_METRICS_PORT": str(metrics_port),
+        "PGPARITY_LIVENESS_PORT": str(liveness_port),
+    }
+    with log_path.open("wb") as output:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "pgparity"), "operator", "--log-format", "plain"],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    running = OperatorProcess(process, metrics_port)
+    try:
+        wait_for("the operator's /healthz", lambda: _healthy(liveness_port))
+        yield running
+    finally:
+        running.stop()
 
 
 class JobPlayer:

@@ -2,15 +2,18 @@
 
 Issue 11: a synchronous daemon per StagingClone held one executor thread each for the clone's
 lifetime; with more clones than ``settings.execution.max_workers`` every synchronous timer —
-all reconciliation — waited forever. These tests create more clones than the operator has
-worker threads (some Ready on a real primary + replica, some pointing at a closed port) plus
-MigrationValidations on both kinds, and require that every object gets a status and that a spec
-change of every object is reflected in its status afterwards.
+all reconciliation — waited forever (on main this test saw 26 of 45 objects never get a
+status). These tests create more clones than the operator has threads for blocking calls — some
+Ready on a real primary + replica, some pointing at a closed port, some at a server that accepts
+connections and never answers (a hung database) — plus MigrationValidations on all of them, and
+require that every object gets a status and that a spec change of every object is reflected in
+its status afterwards.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,13 +23,14 @@ from fix_kube import wait_for
 from fix_operator import Operator, external_clone_documents
 from fix_pg import PgDatabase, _create_database, _drop_database
 from kubeplane import ControlPlane
+from pgparity import config
 from pgparity.engine.localcluster import LocalCluster, free_port
 
 pytestmark = pytest.mark.kube
 
-WORKERS = 8  # PGPARITY_MAX_WORKERS default: the operator's blocking-call threads
 READY_CLONES = 13
 DOWN_CLONES = 12
+HUNG_CLONES = 10
 VALIDATIONS_PER_KIND = 10
 
 
@@ -37,6 +41,18 @@ def scale_db(pg_cluster: LocalCluster) -> Iterator[PgDatabase]:
     pg_cluster.wait_replay()
     yield db
     _drop_database(pg_cluster, db.name)
+
+
+@pytest.fixture
+def hung_server() -> Iterator[str]:
+    """A DSN whose server completes TCP handshakes (the kernel does) and never says a word."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)  # never accepted: libpq waits for the server's reply until its timeout
+    try:
+        yield f"host=127.0.0.1 port={listener.getsockname()[1]} dbname=hung user=hung"
+    finally:
+        listener.close()
 
 
 def _validation(name: str, clone: str) -> dict[str, Any]:
@@ -93,19 +109,23 @@ def test_more_clones_than_workers_are_all_reconciled(
     kube_namespace: str,
     running_operator: Operator,
     scale_db: PgDatabase,
+    hung_server: str,
 ) -> None:
-    assert READY_CLONES + DOWN_CLONES > WORKERS
-    closed = f"host=127.0.0.1 port={free_port()} dbname=gone user=gone connect_timeout=2"
+    assert config.load().max_workers < DOWN_CLONES + HUNG_CLONES  # threads for blocking calls
+    closed = f"host=127.0.0.1 port={free_port()} dbname=gone user=gone"
     documents: list[dict[str, Any]] = []
     for i in range(READY_CLONES):
         documents += external_clone_documents(f"ready-{i}", scale_db.dsn, scale_db.replica_dsn)
     for i in range(DOWN_CLONES):
         documents += external_clone_documents(f"down-{i}", closed, closed)
+    for i in range(HUNG_CLONES):
+        documents += external_clone_documents(f"hung-{i}", hung_server, hung_server)
     for i in range(VALIDATIONS_PER_KIND):
         documents.append(_validation(f"on-ready-{i}", f"ready-{i}"))
         documents.append(_validation(f"on-down-{i}", f"down-{i}"))
+        documents.append(_validation(f"on-hung-{i}", f"hung-{i}"))
     _apply(kube_plane, kube_namespace, documents)
-    total = READY_CLONES + DOWN_CLONES + 2 * VALIDATIONS_PER_KIND
+    total = READY_CLONES + DOWN_CLONES + HUNG_CLONES + 3 * VALIDATIONS_PER_KIND
 
     _wait_all(kube_plane, kube_namespace, "a status on every object", _has_status, total)
     _wait_all(
@@ -114,16 +134,18 @@ def test_more_clones_than_workers_are_all_reconciled(
         "every reachable clone Ready",
         lambda o: (
             o["kind"] != "StagingClone"
-            or o["metadata"]["name"].startswith("down-")
+            or not o["metadata"]["name"].startswith("ready-")
             or o["status"]["phase"] == "Ready"
         ),
         total,
     )
-    down = next(
-        o for o in _objects(kube_plane, kube_namespace) if o["metadata"]["name"] == "down-0"
-    )
-    assert down["status"]["phase"] != "Ready"
-    assert {c["type"]: c["reason"] for c in down["status"]["conditions"]}["Ready"] == "Unreachable"
+    found = {o["metadata"]["name"]: o["status"] for o in _objects(kube_plane, kube_namespace)}
+    for broken in ("down-0", "hung-0"):
+        assert found[broken]["phase"] != "Ready"
+        ready = {c["type"]: c for c in found[broken]["conditions"]}["Ready"]
+        assert ready["reason"] == "Unreachable"
+    assert "timeout expired" in found["hung-0"]["message"]
+    assert found["on-hung-0"]["phase"] == "WaitingForClone"
 
     # Every object keeps being reconciled: a spec change shows in every status.
     for item in _objects(kube_plane, kube_namespace):

@@ -8,14 +8,18 @@ registry, so a synchronous handler or a direct blocking call cannot come back un
 from __future__ import annotations
 
 import ast
+import asyncio
 import inspect
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import kopf
 import pytest
 
 import pgparity.handlers
-from pgparity.handlers.common import StatusWriter
+from pgparity.handlers.common import CallTimeoutError, StatusWriter, _off_loop
 
 HANDLERS = Path(pgparity.handlers.__file__).parent
 # Called directly, each of these blocks the event loop: they belong inside api() / off_loop().
@@ -136,3 +140,20 @@ class TestStatusWriter:
         assert writer.current(fresh) == {"phase": "Running"}
         assert writer._written is None
         assert writer.current(self.body("1", {"phase": "Pending"})) == {"phase": "Pending"}
+
+
+def test_a_stuck_call_frees_the_handler_at_its_deadline() -> None:
+    release = threading.Event()
+    pool = ThreadPoolExecutor(1)
+
+    async def handler() -> float:
+        start = time.monotonic()
+        with pytest.raises(CallTimeoutError, match=r"the stuck call did not finish within 0\.2 s"):
+            await _off_loop(pool, "the stuck call", 0.2, release.wait, 30)
+        return time.monotonic() - start
+
+    try:
+        assert asyncio.run(handler()) < 2
+    finally:
+        release.set()  # the thread itself ends when the call's own timeout fires
+        pool.shutdown(wait=True)

@@ -1,8 +1,8 @@
 """What the handlers share: settings, time, blocking calls off the event loop, status patches.
 
 Every handler is a coroutine. Blocking work — PostgreSQL checks through psycopg, Kubernetes
-requests through the synchronous client — runs in a bounded pool of its own
-(``PGPARITY_MAX_WORKERS`` threads) under two limits: the call's own timeout (libpq's
+requests through the synchronous client — runs in bounded pools of its own (one for each, of
+``PGPARITY_MAX_WORKERS`` threads) under two limits: the call's own timeout (libpq's
 ``connect_timeout`` and ``statement_timeout``, the client's ``_request_timeout``), which frees
 the thread, and a deadline here, which frees the handler even if the thread is still stuck.
 No handler or daemon holds a thread while it waits for anything.
@@ -34,7 +34,9 @@ _T = TypeVar("_T")
 # A call may make several round trips (discovery, then the request; a check runs several
 # statements), each bounded by its own timeout: the handler waits this many of them.
 ROUND_TRIPS = 4
-_pool = ThreadPoolExecutor(max_workers=SETTINGS.max_workers, thread_name_prefix="pgparity-io")
+# Two pools, so that hung databases can never delay the API calls of every other object.
+_api_pool = ThreadPoolExecutor(SETTINGS.max_workers, thread_name_prefix="pgparity-api")
+_database_pool = ThreadPoolExecutor(SETTINGS.max_workers, thread_name_prefix="pgparity-db")
 
 
 class Wakes:
@@ -99,12 +101,17 @@ class CallTimeoutError(PgparityError):
     """A blocking call did not finish within its deadline (its thread may still be busy)."""
 
 
-async def off_loop(
-    what: str, seconds: float, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs
+async def _off_loop(
+    pool: ThreadPoolExecutor,
+    what: str,
+    seconds: float,
+    fn: Callable[_P, _T],
+    *args: _P.args,
+    **kwargs: _P.kwargs,
 ) -> _T:
-    """``fn(*args, **kwargs)`` in the blocking pool; CallTimeoutError after ``seconds``."""
+    """``fn(*args, **kwargs)`` in ``pool``; CallTimeoutError after ``seconds``."""
     loop = asyncio.get_running_loop()
-    future = loop.run_in_executor(_pool, functools.partial(fn, *args, **kwargs))
+    future = loop.run_in_executor(pool, functools.partial(fn, *args, **kwargs))
     try:
         return await asyncio.wait_for(future, seconds)
     except TimeoutError as exc:
@@ -114,7 +121,19 @@ async def off_loop(
 async def api(fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
     """A ``pgparity.kube`` call off the event loop, within its deadline."""
     seconds = SETTINGS.api_timeout_seconds * ROUND_TRIPS
-    return await off_loop(f"the Kubernetes API call {fn.__name__}", seconds, fn, *args, **kwargs)
+    what = f"the Kubernetes API call {fn.__name__}"
+    return await _off_loop(_api_pool, what, seconds, fn, *args, **kwargs)
+
+
+async def database(what: str, fn: Callable[..., _T], *args: Any) -> _T:
+    """A PostgreSQL check off the event loop: ``fn(*args, timeout=…)``, within its deadline.
+
+    ``fn`` bounds each connection attempt and statement by the timeout it is given
+    (``PGPARITY_CHECK_TIMEOUT_SECONDS``); the deadline here is a few of those.
+    """
+    seconds = SETTINGS.check_timeout_seconds
+    bounded = functools.partial(fn, timeout=seconds)
+    return await _off_loop(_database_pool, what, seconds * ROUND_TRIPS, bounded, *args)
 
 
 def now() -> str:

@@ -17,14 +17,7 @@ from dataclasses import dataclass, field
 from pgparity import metrics
 from pgparity.engine.clonecheck import sample_clone
 from pgparity.errors import DatabaseError
-from pgparity.handlers.common import (
-    ROUND_TRIPS,
-    SETTINGS,
-    CallTimeoutError,
-    Runtime,
-    api,
-    off_loop,
-)
+from pgparity.handlers.common import SETTINGS, CallTimeoutError, Runtime, api, database
 from pgparity.handlers.indexes import Ref
 from pgparity.kube import client as kube
 from pgparity.models.staging_clone import ClonePhase
@@ -61,10 +54,7 @@ class Sampler:
                 dsn = await self.dsn(ref, secret)
                 if dsn is None:
                     return
-                seconds = SETTINGS.check_timeout_seconds
-                sample = await off_loop(
-                    "sampling the clone", seconds * ROUND_TRIPS, sample_clone, dsn, timeout=seconds
-                )
+                sample = await database("sampling the clone", sample_clone, dsn)
             except (DatabaseError, kube.KubeError, CallTimeoutError) as exc:
                 self.dsns.pop(ref, None)  # read the Secret again next time
                 logger.warning("cannot sample clone %s/%s: %s", *ref, exc)

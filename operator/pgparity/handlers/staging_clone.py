@@ -23,14 +23,13 @@ from pgparity import metrics
 from pgparity.engine.clonecheck import CloneHealth, inspect_clone
 from pgparity.errors import SpecError
 from pgparity.handlers.common import (
-    ROUND_TRIPS,
     SETTINGS,
     CallTimeoutError,
     StatusWriter,
     announce,
     api,
+    database,
     now,
-    off_loop,
     runtime,
     sleep_until_woken,
 )
@@ -249,16 +248,8 @@ async def _checked(
 
 
 async def _inspect(dsn: str, replica_dsn: str | None) -> CloneHealth:
-    seconds = SETTINGS.check_timeout_seconds
     try:
-        return await off_loop(
-            "the clone check",
-            seconds * ROUND_TRIPS,
-            inspect_clone,
-            dsn,
-            replica_dsn,
-            timeout=seconds,
-        )
+        return await database("the clone check", inspect_clone, dsn, replica_dsn)
     except CallTimeoutError as exc:
         return CloneHealth(reachable=False, reason="CheckTimedOut", message=str(exc))
 

@@ -64,11 +64,17 @@ def _dynamic() -> DynamicClient:
             if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
                 config.load_incluster_config(client_configuration=configuration)
             else:
-                config.load_kube_config(client_configuration=configuration)
+                # KUBECONFIG as it is now: the client's own default is read at its import.
+                config.load_kube_config(
+                    config_file=os.environ.get("KUBECONFIG"), client_configuration=configuration
+                )
         except (config.ConfigException, OSError) as exc:
             raise KubeError(f"no Kubernetes configuration: {exc}") from None
-        # One pooled connection per calling thread, not urllib3's default of 10 per host.
+        # One pooled connection per calling thread, not urllib3's default of 10 per host; no
+        # retries inside a request (urllib3 would try 4 times, each up to the timeout): the
+        # handlers try again later, with the object's state read afresh.
         configuration.connection_pool_maxsize = int(_options["connections"])
+        configuration.retries = False
         return _TimedClient(client.ApiClient(configuration))
 
 
@@ -95,11 +101,14 @@ def _message(exc: ApiException) -> str:
 
 def _resource(api_version: str, kind: str) -> Any:
     try:
-        return _call(
-            f"discovering {kind}", _dynamic().resources.get, api_version=api_version, kind=kind
-        )
+        return _call(f"discovering {kind}", _discover, api_version, kind)
     except ResourceNotFoundError:
         raise KubeError(f"the API server does not serve {api_version} {kind}") from None
+
+
+def _discover(api_version: str, kind: str) -> Any:
+    # Making the client talks to the API server too (its version): inside _call's net.
+    return _dynamic().resources.get(api_version=api_version, kind=kind)
 
 
 def get(api_version: str, kind: str, name: str, namespace: str | None) -> dict[str, Any] | None:
