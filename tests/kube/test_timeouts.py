@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fix_pg import PgDatabase
 from pgparity.engine.clonecheck import inspect_clone, sample_clone
 from pgparity.errors import DatabaseError
 from pgparity.kube import client as kube
@@ -91,3 +92,26 @@ class TestHungDatabase:
             sample_clone(dsn, timeout=2)
         assert time.monotonic() - start < 6
         assert "secret-pw" not in str(caught.value)
+
+
+class TestBusyClone:
+    """A migration holding locks makes reading the catalog wait: busy is not broken."""
+
+    def test_a_locked_catalog_keeps_the_clone_ready(self, pg_db: PgDatabase) -> None:
+        pg_db.execute("CREATE TABLE accounts (id int PRIMARY KEY, note text)")
+        pg_db.execute("CREATE INDEX ON accounts (note)")
+        pg_db.cluster.wait_replay()
+        free = inspect_clone(pg_db.dsn, pg_db.replica_dsn, timeout=2)
+        assert free.ready
+        assert free.digest is not None
+        with pg_db.connect() as holder:
+            holder.execute("BEGIN")
+            holder.execute("LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE")
+            start = time.monotonic()
+            busy = inspect_clone(pg_db.dsn, pg_db.replica_dsn, timeout=2)
+            assert time.monotonic() - start < 6
+            sample = sample_clone(pg_db.dsn, timeout=2)  # the live numbers still come
+            holder.execute("ROLLBACK")
+        assert busy.ready
+        assert busy.digest is None  # the status keeps the last digest it knew
+        assert sample.waiting_sessions == 0

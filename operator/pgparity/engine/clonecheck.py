@@ -109,7 +109,7 @@ def _inspect(conn: psycopg.Connection[Any], replica_dsn: str | None, timeout: fl
         True,
         True,
         int(streaming),
-        digest=take_snapshot(conn).digest,
+        digest=_digest(conn),
         tables=int(tables),
         rows=int(rows),
         bytes=int(size),
@@ -143,6 +143,18 @@ def _inspect(conn: psycopg.Connection[Any], replica_dsn: str | None, timeout: fl
             "message": f"{streaming} replica(s) streaming",
         }
     )
+
+
+def _digest(conn: psycopg.Connection[Any]) -> str | None:
+    """The schema digest, or None when the catalog cannot be read within the statement timeout.
+
+    A migration being validated on the clone holds locks that reading some definitions waits
+    for: the clone is busy, not broken, and keeps its last known digest.
+    """
+    try:
+        return take_snapshot(conn).digest
+    except DatabaseError:
+        return None
 
 
 def _with(base: CloneHealth, reason: str, message: str) -> CloneHealth:

@@ -27,16 +27,58 @@ from pgparity.handlers.indexes import Views
 from pgparity.kube import client as kube
 from pgparity.models.common import API_VERSION
 
-SETTINGS = config.load()
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
 # A call may make several round trips (discovery, then the request; a check runs several
 # statements), each bounded by its own timeout: the handler waits this many of them.
 ROUND_TRIPS = 4
-# Two pools, so that hung databases can never delay the API calls of every other object.
-_api_pool = ThreadPoolExecutor(SETTINGS.max_workers, thread_name_prefix="pgparity-api")
-_database_pool = ThreadPoolExecutor(SETTINGS.max_workers, thread_name_prefix="pgparity-db")
+
+
+@dataclass
+class _Process:
+    """The operator's options (PGPARITY_*) and thread pools, set when it starts.
+
+    Read at start-up, not at import: the same process may import the handlers long before it
+    runs the operator (tests, the CLI's own validation), or run it twice. Two pools, so that
+    hung databases can never delay the API calls of every other object.
+    """
+
+    options: config.Settings = field(default_factory=config.Settings)
+    api_pool: ThreadPoolExecutor | None = None
+    database_pool: ThreadPoolExecutor | None = None
+
+
+_process = _Process()
+
+
+def start_process(options: config.Settings) -> None:
+    """Adopt ``options`` and make the thread pools for blocking calls."""
+    stop_process()
+    _process.options = options
+    _process.api_pool = ThreadPoolExecutor(options.max_workers, thread_name_prefix="pgparity-api")
+    _process.database_pool = ThreadPoolExecutor(
+        options.max_workers, thread_name_prefix="pgparity-db"
+    )
+
+
+def stop_process() -> None:
+    """Let the pools' threads end (a stuck one ends when its call's own timeout fires)."""
+    for pool in (_process.api_pool, _process.database_pool):
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+    _process.api_pool = _process.database_pool = None
+
+
+def options() -> config.Settings:
+    """The operator's PGPARITY_* options, as read when it started."""
+    return _process.options
+
+
+def _pool(pool: ThreadPoolExecutor | None) -> ThreadPoolExecutor:
+    if pool is None:
+        raise RuntimeError("the operator has not started: no pools for blocking calls")
+    return pool
 
 
 class Wakes:
@@ -81,7 +123,7 @@ class Runtime:
 
     views: Views
     sampling: asyncio.Semaphore = field(
-        default_factory=lambda: asyncio.Semaphore(SETTINGS.sampler_concurrency)
+        default_factory=lambda: asyncio.Semaphore(options().sampler_concurrency)
     )
     admission: asyncio.Lock = field(default_factory=asyncio.Lock)
     wakes: Wakes = field(default_factory=Wakes)
@@ -120,9 +162,9 @@ async def _off_loop(
 
 async def api(fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
     """A ``pgparity.kube`` call off the event loop, within its deadline."""
-    seconds = SETTINGS.api_timeout_seconds * ROUND_TRIPS
+    seconds = options().api_timeout_seconds * ROUND_TRIPS
     what = f"the Kubernetes API call {fn.__name__}"
-    return await _off_loop(_api_pool, what, seconds, fn, *args, **kwargs)
+    return await _off_loop(_pool(_process.api_pool), what, seconds, fn, *args, **kwargs)
 
 
 async def database(what: str, fn: Callable[..., _T], *args: Any) -> _T:
@@ -131,9 +173,10 @@ async def database(what: str, fn: Callable[..., _T], *args: Any) -> _T:
     ``fn`` bounds each connection attempt and statement by the timeout it is given
     (``PGPARITY_CHECK_TIMEOUT_SECONDS``); the deadline here is a few of those.
     """
-    seconds = SETTINGS.check_timeout_seconds
+    seconds = options().check_timeout_seconds
     bounded = functools.partial(fn, timeout=seconds)
-    return await _off_loop(_database_pool, what, seconds * ROUND_TRIPS, bounded, *args)
+    pool = _pool(_process.database_pool)
+    return await _off_loop(pool, what, seconds * ROUND_TRIPS, bounded, *args)
 
 
 def now() -> str:

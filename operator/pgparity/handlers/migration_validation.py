@@ -23,13 +23,13 @@ import kopf
 from pgparity import metrics
 from pgparity.errors import SpecError
 from pgparity.handlers.common import (
-    SETTINGS,
     CallTimeoutError,
     Runtime,
     StatusWriter,
     announce,
     api,
     now,
+    options,
     runtime,
     seconds_between,
     sleep_until_woken,
@@ -108,8 +108,8 @@ async def run_validation(
             except (kube.KubeError, CallTimeoutError) as exc:
                 # The API server is slow or refuses: kopf runs this daemon again after the
                 # delay, and it continues from what exists; nothing is half-written.
-                raise kopf.TemporaryError(str(exc), delay=SETTINGS.reconcile_seconds) from exc
-            await sleep_until_woken(wake, SETTINGS.reconcile_seconds)
+                raise kopf.TemporaryError(str(exc), delay=options().reconcile_seconds) from exc
+            await sleep_until_woken(wake, options().reconcile_seconds)
     finally:
         shared.wakes.forget(KIND, namespace, name)
         shared.queue_changed.set()
@@ -292,7 +292,7 @@ async def _start(ref: ValidationRef, resolved: Resolved, shared: Runtime) -> Non
             raise Waiting(
                 ValidationPhase.PENDING,
                 "Queued",
-                f"waiting for one of {SETTINGS.max_concurrent_jobs} validation Job slots "
+                f"waiting for one of {options().max_concurrent_jobs} validation Job slots "
                 f"(PGPARITY_MAX_CONCURRENT_JOBS): position {decision.position} in the queue",
                 position=decision.position,
             )
@@ -309,9 +309,9 @@ async def _start(ref: ValidationRef, resolved: Resolved, shared: Runtime) -> Non
                 resolved.spec,
                 resolved.inputs,
                 resolved.key,
-                image=SETTINGS.image,
-                cpu=SETTINGS.job_cpu,
-                memory=SETTINGS.job_memory,
+                image=options().image,
+                cpu=options().job_cpu,
+                memory=options().job_memory,
             ),
         )
         shared.started[(ref.namespace, ref.name)] = (clone, resolved.key[:63])

@@ -20,7 +20,7 @@ import logging
 import kopf
 
 from pgparity import metrics
-from pgparity.handlers.common import SETTINGS, Runtime
+from pgparity.handlers.common import Runtime, options
 from pgparity.handlers.indexes import JobView, QueueEntry, Ref, values
 from pgparity.manifests.queue import Admission, Contender, Decision, QueueKey, admit, queued
 from pgparity.models.migration_validation import KIND
@@ -43,7 +43,7 @@ def decide(shared: Runtime, me: Contender | None = None) -> dict[QueueKey, Decis
     }
     if me is not None:
         contenders[me.key] = me
-    return admit(contenders.values(), busy, running, SETTINGS.max_concurrent_jobs)
+    return admit(contenders.values(), busy, running, options().max_concurrent_jobs)
 
 
 def running_jobs(shared: Runtime) -> int:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pgparity import metrics
 from pgparity.engine.clonecheck import sample_clone
 from pgparity.errors import DatabaseError
-from pgparity.handlers.common import SETTINGS, CallTimeoutError, Runtime, api, database
+from pgparity.handlers.common import CallTimeoutError, Runtime, api, database, options
 from pgparity.handlers.indexes import Ref
 from pgparity.kube import client as kube
 from pgparity.models.staging_clone import ClonePhase
@@ -83,4 +83,4 @@ async def sample_clones(shared: Runtime) -> None:
             await sampler.round()
         except Exception:  # a bug must not end the sampling for the operator's lifetime
             logger.exception("sampling the clones failed; trying again in the next round")
-        await asyncio.sleep(SETTINGS.monitor_seconds)
+        await asyncio.sleep(options().monitor_seconds)

@@ -23,13 +23,13 @@ from pgparity import metrics
 from pgparity.engine.clonecheck import CloneHealth, inspect_clone
 from pgparity.errors import SpecError
 from pgparity.handlers.common import (
-    SETTINGS,
     CallTimeoutError,
     StatusWriter,
     announce,
     api,
     database,
     now,
+    options,
     runtime,
     sleep_until_woken,
 )
@@ -85,13 +85,13 @@ async def run_clone(
             except (kube.KubeError, CallTimeoutError) as exc:
                 # The API server is slow or refuses: kopf runs this daemon again after the
                 # delay, and it continues from what exists; nothing is half-written.
-                raise kopf.TemporaryError(str(exc), delay=SETTINGS.reconcile_seconds) from exc
+                raise kopf.TemporaryError(str(exc), delay=options().reconcile_seconds) from exc
             failures = 0 if ready else failures + 1
             await sleep_until_woken(
                 wake,
-                SETTINGS.reconcile_seconds
+                options().reconcile_seconds
                 if ready
-                else retry_delay(failures, SETTINGS.reconcile_seconds),
+                else retry_delay(failures, options().reconcile_seconds),
             )
     finally:
         shared.wakes.forget(KIND, namespace, name)
@@ -154,9 +154,9 @@ async def _builtin(clone: CloneRef, spec: StagingCloneSpec) -> Observed:
         clone,
         spec,
         password=password,
-        postgres_image=SETTINGS.postgres_image,
-        pgparity_image=SETTINGS.image,
-        operator_namespace=SETTINGS.operator_namespace,
+        postgres_image=options().postgres_image,
+        pgparity_image=options().image,
+        operator_namespace=options().operator_namespace,
     ):
         if body["kind"] == "Secret" and existing is not None:
             continue

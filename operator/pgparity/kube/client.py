@@ -18,6 +18,7 @@ from typing import Any
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
+from kubernetes.config import kube_config
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 from urllib3.exceptions import HTTPError
@@ -76,6 +77,16 @@ def _dynamic() -> DynamicClient:
         configuration.connection_pool_maxsize = int(_options["connections"])
         configuration.retries = False
         return _TimedClient(client.ApiClient(configuration))
+
+
+def follow_kubeconfig_variable() -> None:
+    """Make the client library's default kubeconfig the one KUBECONFIG names now.
+
+    The library reads the variable once, when it is imported, and kopf's login through the
+    library uses that default: a process that imported it before setting KUBECONFIG (a test
+    session) would log in with another configuration, or none.
+    """
+    kube_config.KUBE_CONFIG_DEFAULT_LOCATION = os.environ.get("KUBECONFIG", "~/.kube/config")
 
 
 def reset() -> None:
