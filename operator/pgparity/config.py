@@ -59,7 +59,7 @@ class Settings:
     image: str = "ghcr.io/pgparity/pgparity:0.1.0"
     namespaces: tuple[str, ...] = ()
     operator_namespace: str = "pgparity-system"
-    reconcile_seconds: float = 5.0
+    reconcile_seconds: float = 60.0
     monitor_seconds: float = 15.0
     max_workers: int = 8
     max_concurrent_jobs: int = 10
@@ -87,7 +87,7 @@ _VARIABLES: tuple[tuple[str, str, Callable[[str], Any], str], ...] = (
         "reconcile_seconds",
         "PGPARITY_RECONCILE_SECONDS",
         _positive_float,
-        "how often each object is reconciled",
+        "resync: each object is reconciled at least this often, besides on every change",
     ),
     (
         "monitor_seconds",

@@ -19,7 +19,15 @@ import kopf
 import pytest
 
 import pgparity.handlers
-from pgparity.handlers.common import CallTimeoutError, StatusWriter, _off_loop
+from pgparity import config
+from pgparity.handlers.common import (
+    CallTimeoutError,
+    StatusWriter,
+    _off_loop,
+    database,
+    start_process,
+    stop_process,
+)
 
 HANDLERS = Path(pgparity.handlers.__file__).parent
 # Called directly, each of these blocks the event loop: they belong inside api() / off_loop().
@@ -157,3 +165,37 @@ def test_a_stuck_call_frees_the_handler_at_its_deadline() -> None:
     finally:
         release.set()  # the thread itself ends when the call's own timeout fires
         pool.shutdown(wait=True)
+
+
+def test_a_hung_database_holds_one_thread_not_one_per_attempt() -> None:
+    release = threading.Event()
+    calls: list[str] = []
+
+    def check(dsn: str, *, timeout: float) -> str:
+        calls.append(dsn)
+        release.wait(30)  # a server that stopped answering in the middle of a statement
+        return "checked"
+
+    async def attempts() -> str:
+        with pytest.raises(CallTimeoutError, match="did not finish"):
+            await database("the check", ("check", "ns", "c"), check, "first")
+        with pytest.raises(CallTimeoutError, match="the previous one has not finished"):
+            await database("the check", ("check", "ns", "c"), check, "second")
+        other = asyncio.create_task(database("the check", ("check", "ns", "d"), check, "other"))
+        await asyncio.sleep(0.05)
+        release.set()
+        assert await other == "checked"
+        for _ in range(100):  # the first call's thread comes free once its call returns
+            try:
+                return await database("the check", ("check", "ns", "c"), check, "third")
+            except CallTimeoutError:
+                await asyncio.sleep(0.02)
+        raise AssertionError("the clone was never checked again")
+
+    start_process(config.Settings(check_timeout_seconds=0.05, max_workers=2))
+    try:
+        assert asyncio.run(attempts()) == "checked"
+    finally:
+        release.set()
+        stop_process()
+    assert calls == ["first", "other", "third"]

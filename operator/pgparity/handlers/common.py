@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Hashable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar, cast
@@ -47,6 +46,9 @@ class _Process:
     options: config.Settings = field(default_factory=config.Settings)
     api_pool: ThreadPoolExecutor | None = None
     database_pool: ThreadPoolExecutor | None = None
+    # The database calls still running in a thread, by what they are about (a clone's check):
+    # one that outlived its deadline is not started again until its thread is free.
+    in_flight: dict[Hashable, Future[Any]] = field(default_factory=dict)
 
 
 _process = _Process()
@@ -152,10 +154,12 @@ async def _off_loop(
     **kwargs: _P.kwargs,
 ) -> _T:
     """``fn(*args, **kwargs)`` in ``pool``; CallTimeoutError after ``seconds``."""
-    loop = asyncio.get_running_loop()
-    future = loop.run_in_executor(pool, functools.partial(fn, *args, **kwargs))
+    return await _wait(pool.submit(fn, *args, **kwargs), what, seconds)
+
+
+async def _wait(running: Future[_T], what: str, seconds: float) -> _T:
     try:
-        return await asyncio.wait_for(future, seconds)
+        return await asyncio.wait_for(asyncio.wrap_future(running), seconds)
     except TimeoutError as exc:
         raise CallTimeoutError(f"{what} did not finish within {seconds:g} s") from exc
 
@@ -167,16 +171,30 @@ async def api(fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
     return await _off_loop(_pool(_process.api_pool), what, seconds, fn, *args, **kwargs)
 
 
-async def database(what: str, fn: Callable[..., _T], *args: Any) -> _T:
+async def database(what: str, about: Hashable, fn: Callable[..., _T], *args: Any) -> _T:
     """A PostgreSQL check off the event loop: ``fn(*args, timeout=…)``, within its deadline.
 
     ``fn`` bounds each connection attempt and statement by the timeout it is given
-    (``PGPARITY_CHECK_TIMEOUT_SECONDS``); the deadline here is a few of those.
+    (``PGPARITY_CHECK_TIMEOUT_SECONDS``); the deadline here is a few of those. A server that
+    stops answering in the middle of a statement (its process stopped, its kernel still
+    acknowledging) can hold the thread beyond both: while a call ``about`` the same thing is
+    still running, none is started, so such a server holds one thread, not one per attempt.
     """
     seconds = options().check_timeout_seconds
-    bounded = functools.partial(fn, timeout=seconds)
+    earlier = _process.in_flight.get(about)
+    if earlier is not None and not earlier.done():
+        raise CallTimeoutError(f"{what}: the previous one has not finished yet")
     pool = _pool(_process.database_pool)
-    return await _off_loop(pool, what, seconds * ROUND_TRIPS, bounded, *args)
+    running = pool.submit(fn, *args, timeout=seconds)
+    _process.in_flight[about] = running
+    running.add_done_callback(lambda done: _forget_call(about, done))
+    return await _wait(running, what, seconds * ROUND_TRIPS)
+
+
+def _forget_call(about: Hashable, done: Future[Any]) -> None:
+    # Runs in the pool's thread: dict operations are atomic under the GIL.
+    if _process.in_flight.get(about) is done:
+        del _process.in_flight[about]
 
 
 def now() -> str:

@@ -54,7 +54,8 @@ class Sampler:
                 dsn = await self.dsn(ref, secret)
                 if dsn is None:
                     return
-                sample = await database("sampling the clone", sample_clone, dsn)
+                about = ("sample", *ref)
+                sample = await database("sampling the clone", about, sample_clone, dsn)
             except (DatabaseError, kube.KubeError, CallTimeoutError) as exc:
                 self.dsns.pop(ref, None)  # read the Secret again next time
                 logger.warning("cannot sample clone %s/%s: %s", *ref, exc)

@@ -184,7 +184,7 @@ async def _builtin(clone: CloneRef, spec: StagingCloneSpec) -> Observed:
             n["secret"],
         )
     data = await api(kube.secret_data, clone.namespace, n["secret"]) or {}
-    return await _checked(provisioned, seeded, n["secret"], data)
+    return await _checked(clone, provisioned, seeded, n["secret"], data)
 
 
 async def _ready_replicas(namespace: str, statefulset: str) -> int:
@@ -217,16 +217,17 @@ async def _external(clone: CloneRef, spec: StagingCloneSpec) -> Observed:
         )
     provisioned = (TRUE, "External", f"an existing database named by Secret {secret}")
     seeded = (TRUE, "External", "the external database holds its own data")
-    return await _checked(provisioned, seeded, secret, data)
+    return await _checked(clone, provisioned, seeded, secret, data)
 
 
 async def _checked(
+    clone: CloneRef,
     provisioned: tuple[ConditionStatus, str, str],
     seeded: tuple[ConditionStatus, str, str],
     secret: str,
     data: Mapping[str, str],
 ) -> Observed:
-    health = await _inspect(data.get("dsn") or "", data.get("replicaDsn"))
+    health = await _inspect(clone, data.get("dsn") or "", data.get("replicaDsn"))
     if not health.reachable or not health.marked:  # unreachable, or maybe production
         return Observed(
             (FALSE, health.reason, health.message),
@@ -247,9 +248,10 @@ async def _checked(
     return Observed(provisioned, seeded, streaming, secret, health)
 
 
-async def _inspect(dsn: str, replica_dsn: str | None) -> CloneHealth:
+async def _inspect(clone: CloneRef, dsn: str, replica_dsn: str | None) -> CloneHealth:
+    about = ("check", clone.namespace, clone.name)
     try:
-        return await database("the clone check", inspect_clone, dsn, replica_dsn)
+        return await database("the clone check", about, inspect_clone, dsn, replica_dsn)
     except CallTimeoutError as exc:
         return CloneHealth(reachable=False, reason="CheckTimedOut", message=str(exc))
 
