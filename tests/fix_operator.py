@@ -29,9 +29,9 @@ import pytest
 import yaml
 
 from fix_kube import wait_for
-from fix_pg import PgDatabase
+from fix_pg import PgDatabase, _create_database, _drop_database
 from kubeplane import ControlPlane
-from pgparity.engine.localcluster import free_port
+from pgparity.engine.localcluster import LocalCluster, free_port
 from pgparity.manifests.rbac import operator_rbac
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -323,6 +323,16 @@ def operator_process(environment: Mapping[str, str], log_path: Path) -> Iterator
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture
+def small_clone_db(pg_cluster: LocalCluster) -> Iterator[PgDatabase]:
+    """A database marked as a clone, with one empty table: a clone that is quick to check."""
+    db = _create_database(pg_cluster, clone=True)
+    db.execute("CREATE TABLE items (id int PRIMARY KEY)")
+    pg_cluster.wait_replay()
+    yield db
+    _drop_database(pg_cluster, db.name)
 
 
 class JobPlayer:

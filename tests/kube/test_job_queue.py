@@ -27,22 +27,12 @@ from fix_operator import (
     ready_clone,
     status_of,
 )
-from fix_pg import PgDatabase, _create_database, _drop_database
+from fix_pg import PgDatabase
 from kubeplane import ControlPlane
-from pgparity.engine.localcluster import LocalCluster
 
 pytestmark = pytest.mark.kube
 
 LIMIT = 2
-
-
-@pytest.fixture
-def queue_db(pg_cluster: LocalCluster) -> Iterator[PgDatabase]:
-    db = _create_database(pg_cluster, clone=True)
-    db.execute("CREATE TABLE items (id int PRIMARY KEY)")
-    pg_cluster.wait_replay()
-    yield db
-    _drop_database(pg_cluster, db.name)
 
 
 class LimitedOperator:
@@ -152,13 +142,13 @@ def _jobs(plane: ControlPlane, namespace: str) -> list[str]:
 def test_job_limit_queue_order_restart_and_hand_over(
     kube_plane: ControlPlane,
     kube_namespace: str,
-    queue_db: PgDatabase,
+    small_clone_db: PgDatabase,
     limited_operator: LimitedOperator,
     player_workdir: Path,
 ) -> None:
     ns = kube_namespace
     for i in range(5):
-        external_clone(kube_plane, ns, f"c{i}", queue_db)
+        external_clone(kube_plane, ns, f"c{i}", small_clone_db)
     for i in range(5):
         ready_clone(kube_plane, ns, f"c{i}")
     # One after another, a second apart: creation order is queue order, whatever the names.

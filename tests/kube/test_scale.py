@@ -21,10 +21,10 @@ import pytest
 
 from fix_kube import wait_for
 from fix_operator import Operator, external_clone_documents
-from fix_pg import PgDatabase, _create_database, _drop_database
+from fix_pg import PgDatabase
 from kubeplane import ControlPlane
 from pgparity import config
-from pgparity.engine.localcluster import LocalCluster, free_port
+from pgparity.engine.localcluster import free_port
 
 pytestmark = pytest.mark.kube
 
@@ -32,15 +32,6 @@ READY_CLONES = 13
 DOWN_CLONES = 12
 HUNG_CLONES = 10
 VALIDATIONS_PER_KIND = 10
-
-
-@pytest.fixture
-def scale_db(pg_cluster: LocalCluster) -> Iterator[PgDatabase]:
-    db = _create_database(pg_cluster, clone=True)
-    db.execute("CREATE TABLE items (id int PRIMARY KEY)")
-    pg_cluster.wait_replay()
-    yield db
-    _drop_database(pg_cluster, db.name)
 
 
 @pytest.fixture
@@ -108,14 +99,16 @@ def test_more_clones_than_workers_are_all_reconciled(
     kube_plane: ControlPlane,
     kube_namespace: str,
     running_operator: Operator,
-    scale_db: PgDatabase,
+    small_clone_db: PgDatabase,
     hung_server: str,
 ) -> None:
     assert config.load().max_workers < DOWN_CLONES + HUNG_CLONES  # threads for blocking calls
     closed = f"host=127.0.0.1 port={free_port()} dbname=gone user=gone"
     documents: list[dict[str, Any]] = []
     for i in range(READY_CLONES):
-        documents += external_clone_documents(f"ready-{i}", scale_db.dsn, scale_db.replica_dsn)
+        documents += external_clone_documents(
+            f"ready-{i}", small_clone_db.dsn, small_clone_db.replica_dsn
+        )
     for i in range(DOWN_CLONES):
         documents += external_clone_documents(f"down-{i}", closed, closed)
     for i in range(HUNG_CLONES):
