@@ -2,7 +2,7 @@
 
 Issue 11: a synchronous daemon per StagingClone held one executor thread each for the clone's
 lifetime; with more clones than ``settings.execution.max_workers`` every synchronous timer —
-all reconciliation — waited forever (on main this test saw 26 of 45 objects never get a
+all reconciliation — waited forever (on main this test saw 48 of 65 objects never get a
 status). These tests create more clones than the operator has threads for blocking calls — some
 Ready on a real primary + replica, some pointing at a closed port, some at a server that accepts
 connections and never answers (a hung database) — plus MigrationValidations on all of them, and
