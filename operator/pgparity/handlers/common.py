@@ -210,7 +210,10 @@ def seconds_between(start: str | None, end: str | None) -> float | None:
 
 
 def status_changes(current: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
-    """The merge patch that turns status ``current`` into ``new`` (None deletes a field)."""
+    """The merge patch that turns status ``current`` into ``new`` (None deletes a field).
+
+    Status quotes messages of Jobs and databases and the migration's SQL: sanitized first."""
+    new = sanitize_strings(new, Context.DOCUMENT)
     return {
         k: new.get(k)
         for k in set(current) | set(new)
@@ -243,10 +246,8 @@ class StatusWriter:
     async def write(
         self, body: kopf.Body, current: Mapping[str, Any], new: Mapping[str, Any]
     ) -> bool:
-        """Patch the status from ``current`` to ``new``; whether anything changed.
-
-        Status quotes messages of Jobs and databases and the migration's SQL: sanitized first."""
-        changes = status_changes(current, sanitize_strings(new, Context.DOCUMENT))
+        """Patch the status from ``current`` to ``new``; whether anything changed."""
+        changes = status_changes(current, new)
         if not changes:
             return False
         meta = body.get("metadata", {})
