@@ -125,6 +125,10 @@ bench-seed: install postgres ## anonymized seed vs plain pg_dump | pg_restore (p
 bench-scale: install postgres ## migrations of 1k/2k/4k statements: time, per-statement ratio, peak RSS
 	$(BIN)/python bench/bench_scale.py
 
+.PHONY: bench-operator
+bench-operator: install postgres kube-assets ## the operator at 10/100/500 validations + 5/20/100 clones
+	$(BIN)/python bench/bench_operator.py
+
 .PHONY: manifests
 manifests: install ## regenerate deploy/ and the Helm chart from the builders
 	$(BIN)/pgparity render rbac > deploy/operator-rbac.yaml

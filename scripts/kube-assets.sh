@@ -323,7 +323,6 @@ build_into() {  # set tmpdir
 build() {  # set
   local set=$1
   if [[ $set == plane && -n ${KUBEBUILDER_ASSETS:-} ]]; then
-    # shellcheck disable=SC2086
     if has_bins "$KUBEBUILDER_ASSETS" "${REQUIRED_BINS[@]}"; then
       log "using KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS"
       printf '%s\n' "$KUBEBUILDER_ASSETS"

@@ -14,10 +14,14 @@ import base64
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +29,9 @@ import pytest
 import yaml
 
 from fix_kube import wait_for
+from fix_pg import PgDatabase, _create_database, _drop_database
 from kubeplane import ControlPlane
-from pgparity.engine.localcluster import free_port
+from pgparity.engine.localcluster import LocalCluster, free_port
 from pgparity.manifests.rbac import operator_rbac
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +57,91 @@ def apply(
 ) -> None:
     docs = documents if isinstance(documents, list) else [documents]
     plane.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(docs))
+
+
+def external_clone_documents(
+    name: str, dsn: str, replica_dsn: str | None, parameters: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """An external StagingClone and the Secret with its connection strings."""
+    data = {"dsn": dsn}
+    if replica_dsn is not None:
+        data["replicaDsn"] = replica_dsn
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": f"{name}-conn"},
+        "stringData": data,
+    }
+    clone = {
+        "apiVersion": "pgparity.io/v1alpha1",
+        "kind": "StagingClone",
+        "metadata": {"name": name},
+        "spec": {
+            "provider": "external",
+            "external": {"secretRef": {"name": f"{name}-conn"}},
+            "postgres": {"parameters": parameters or {}},
+        },
+    }
+    return [secret, clone]
+
+
+def external_clone(
+    plane: ControlPlane,
+    namespace: str,
+    name: str,
+    db: PgDatabase,
+    parameters: dict[str, str] | None = None,
+    replica: bool = True,
+) -> None:
+    documents = external_clone_documents(
+        name, db.dsn, db.replica_dsn if replica else None, parameters
+    )
+    plane.kubectl(
+        "apply",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": documents}),
+    )
+
+
+def status_of(plane: ControlPlane, namespace: str, kind: str, name: str) -> dict[str, Any]:
+    found = get(plane, namespace, kind, name) or {}
+    status: dict[str, Any] = found.get("status") or {}
+    return status
+
+
+def conditions(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["type"]: c for c in status.get("conditions", [])}
+
+
+def condition(kind: str, field: str, value: str) -> Callable[[dict[str, Any]], bool]:
+    """A status test: condition ``kind`` has ``field`` (status, reason) equal to ``value``."""
+    return lambda status: conditions(status).get(kind, {}).get(field) == value
+
+
+def wait_status(
+    plane: ControlPlane,
+    namespace: str,
+    kind: str,
+    name: str,
+    what: str,
+    until: Callable[[dict[str, Any]], bool],
+) -> dict[str, Any]:
+    """The object's status, once ``until`` holds for it."""
+
+    def probe() -> dict[str, Any] | None:
+        status = status_of(plane, namespace, kind, name)
+        return status if until(status) else None
+
+    return wait_for(what, probe)
+
+
+def ready_clone(plane: ControlPlane, namespace: str, name: str) -> dict[str, Any]:
+    return wait_status(
+        plane, namespace, "stc", name, f"clone {name} Ready", lambda s: s.get("phase") == "Ready"
+    )
 
 
 def token_kubeconfig(plane: ControlPlane, namespace: str, account: str, path: Path) -> Path:
@@ -110,6 +200,7 @@ def operator_plane(
         "KUBECONFIG": str(config),
         "PGPARITY_RECONCILE_SECONDS": "1",
         "PGPARITY_MONITOR_SECONDS": "1",
+        "PGPARITY_CHECK_TIMEOUT_SECONDS": "2",
         "PGPARITY_METRICS_PORT": str(free_port()),
         "PGPARITY_LIVENESS_PORT": "0",
         "PGPARITY_IMAGE": "pgparity:test",
@@ -161,6 +252,87 @@ def running_operator(operator_plane: dict[str, str]) -> Iterator[Operator]:
         yield operator
     finally:
         operator.stop()
+
+
+@dataclass
+class OperatorProcess:
+    """``pgparity operator`` in a process of its own, the way the Deployment runs it."""
+
+    process: subprocess.Popen[bytes]
+    metrics_port: int
+
+    def ticks(self) -> int:
+        """CPU time used so far (user + system), in clock ticks."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+
+    def memory_mb(self, field_name: str) -> float:
+        """A /proc/PID/status memory figure (VmRSS, VmHWM) in MB."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError(f"no {field_name} in /proc/{self.process.pid}/status")
+
+    def metric(self, name: str) -> float | None:
+        """The first sample of a metric on the operator's /metrics, or None."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            for line in response.read().decode().splitlines():
+                if line.startswith((name + " ", name + "{")):
+                    return float(line.rsplit(" ", 1)[1])
+        return None
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def operator_process(environment: Mapping[str, str], log_path: Path) -> Iterator[OperatorProcess]:
+    """Run the operator with ``environment`` (KUBECONFIG, PGPARITY_*) until the block ends."""
+    metrics_port, liveness_port = free_port(), free_port()
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("KUBE", "PGPARITY_"))}
+    env = {
+        **inherited,
+        **environment,
+        "PGPARITY_METRICS_PORT": str(metrics_port),
+        "PGPARITY_LIVENESS_PORT": str(liveness_port),
+    }
+    with log_path.open("wb") as output:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "pgparity"), "operator", "--log-format", "plain"],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    running = OperatorProcess(process, metrics_port)
+    try:
+        wait_for("the operator's /healthz", lambda: _healthy(liveness_port))
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def small_clone_db(pg_cluster: LocalCluster) -> Iterator[PgDatabase]:
+    """A database marked as a clone, with one empty table: a clone that is quick to check."""
+    db = _create_database(pg_cluster, clone=True)
+    db.execute("CREATE TABLE items (id int PRIMARY KEY)")
+    pg_cluster.wait_replay()
+    yield db
+    _drop_database(pg_cluster, db.name)
 
 
 class JobPlayer:

@@ -31,6 +31,16 @@ def _interval(text: str) -> float:
     return value
 
 
+def _positive_int(text: str) -> int:
+    """A count between 1 and 10 000: ASCII digits only, no sign."""
+    if not text.strip().isascii() or not text.strip().isdigit():
+        raise ValueError("must be a whole number of at least 1")
+    value = int(text)
+    if not 1 <= value <= 10_000:
+        raise ValueError("must be a whole number between 1 and 10000")
+    return value
+
+
 def _port(text: str) -> int:
     if not text.strip().isascii() or not text.strip().isdigit():
         raise ValueError("must be a port number (0 disables)")
@@ -61,8 +71,13 @@ class Settings:
     image: str = "ghcr.io/pgparity/pgparity:0.1.0"
     namespaces: tuple[str, ...] = ()
     operator_namespace: str = "pgparity-system"
-    reconcile_seconds: float = 5.0
+    reconcile_seconds: float = 60.0
     monitor_seconds: float = 15.0
+    max_workers: int = 8
+    max_concurrent_jobs: int = 10
+    sampler_concurrency: int = 4
+    api_timeout_seconds: float = 10.0
+    check_timeout_seconds: float = 10.0
     metrics_port: int = 9090
     liveness_port: int = 8080
     job_cpu: str = "1"
@@ -84,13 +99,43 @@ _VARIABLES: tuple[tuple[str, str, Callable[[str], Any], str], ...] = (
         "reconcile_seconds",
         "PGPARITY_RECONCILE_SECONDS",
         _interval,
-        "how often each object is reconciled",
+        "resync: each object is reconciled at least this often, besides on every change",
     ),
     (
         "monitor_seconds",
         "PGPARITY_MONITOR_SECONDS",
         _interval,
         "how often Ready clones are sampled for metrics",
+    ),
+    (
+        "max_workers",
+        "PGPARITY_MAX_WORKERS",
+        _positive_int,
+        "threads for blocking calls (PostgreSQL checks, Kubernetes API requests)",
+    ),
+    (
+        "max_concurrent_jobs",
+        "PGPARITY_MAX_CONCURRENT_JOBS",
+        _positive_int,
+        "validation Jobs running at once, cluster-wide; more wait in a queue",
+    ),
+    (
+        "sampler_concurrency",
+        "PGPARITY_SAMPLER_CONCURRENCY",
+        _positive_int,
+        "Ready clones sampled for metrics at once",
+    ),
+    (
+        "api_timeout_seconds",
+        "PGPARITY_API_TIMEOUT_SECONDS",
+        _interval,
+        "timeout of one Kubernetes API request",
+    ),
+    (
+        "check_timeout_seconds",
+        "PGPARITY_CHECK_TIMEOUT_SECONDS",
+        _interval,
+        "connect and statement timeout of clone checks and samples",
     ),
     ("metrics_port", "PGPARITY_METRICS_PORT", _port, "port of /metrics (0: off)"),
     ("liveness_port", "PGPARITY_LIVENESS_PORT", _port, "port of /healthz (0: off)"),

@@ -47,7 +47,18 @@ LOCK_WAIT_MAX = Gauge(
     ["namespace", "name"],
     registry=REGISTRY,
 )
-_CLONE_GAUGES = (CLONE_READY, REPLICATION_LAG, LOCK_WAITING, LOCK_WAIT_MAX)
+_SAMPLED_GAUGES = (REPLICATION_LAG, LOCK_WAITING, LOCK_WAIT_MAX)
+_CLONE_GAUGES = (CLONE_READY, *_SAMPLED_GAUGES)
+VALIDATION_QUEUE = Gauge(
+    "pgparity_validation_queue_length",
+    "Validations ready to run that wait for a Job slot (PGPARITY_MAX_CONCURRENT_JOBS).",
+    registry=REGISTRY,
+)
+VALIDATION_JOBS = Gauge(
+    "pgparity_validation_jobs_running",
+    "Validation Jobs running now, across every watched namespace.",
+    registry=REGISTRY,
+)
 
 
 def record_validation(verdict: str, seconds: float | None) -> None:
@@ -70,11 +81,25 @@ def set_clone_sample(
 
 def forget_clone(namespace: str, name: str) -> None:
     """Remove every series of a deleted clone."""
-    for gauge in _CLONE_GAUGES:
+    _forget(_CLONE_GAUGES, namespace, name)
+
+
+def forget_samples(namespace: str, name: str) -> None:
+    """Remove the sampled series of a clone that is no longer sampled (not Ready, or gone)."""
+    _forget(_SAMPLED_GAUGES, namespace, name)
+
+
+def _forget(gauges: tuple[Gauge, ...], namespace: str, name: str) -> None:
+    for gauge in gauges:
         try:
             gauge.remove(namespace, name)
         except KeyError:
             continue
+
+
+def set_validation_queue(queued: int, running: int) -> None:
+    VALIDATION_QUEUE.set(queued)
+    VALIDATION_JOBS.set(running)
 
 
 def serve(port: int) -> None:

@@ -12,7 +12,7 @@ import base64
 import json
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,18 @@ import pytest
 from psycopg import sql
 
 from fix_kube import wait_for
-from fix_operator import JobPlayer, Operator, get, listed
+from fix_operator import (
+    JobPlayer,
+    Operator,
+    condition,
+    conditions,
+    external_clone,
+    get,
+    listed,
+    ready_clone,
+    status_of,
+    wait_status,
+)
 from fix_pg import PgDatabase, _create_database, _drop_database
 from kubeplane import ControlPlane
 from pgparity.engine.localcluster import LocalCluster
@@ -33,81 +44,6 @@ CREATE TABLE accounts (id bigint PRIMARY KEY, balance int NOT NULL, note text);
 INSERT INTO accounts SELECT g, g % 1000, 'note ' || g FROM generate_series(1, 300000) g;
 ANALYZE accounts;
 """
-
-
-def external_clone(
-    plane: ControlPlane,
-    namespace: str,
-    name: str,
-    db: PgDatabase,
-    parameters: dict[str, str] | None = None,
-    replica: bool = True,
-) -> None:
-    data = {"dsn": db.dsn}
-    if replica:
-        data["replicaDsn"] = db.replica_dsn
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": f"{name}-conn"},
-        "stringData": data,
-    }
-    clone = {
-        "apiVersion": "pgparity.io/v1alpha1",
-        "kind": "StagingClone",
-        "metadata": {"name": name},
-        "spec": {
-            "provider": "external",
-            "external": {"secretRef": {"name": f"{name}-conn"}},
-            "postgres": {"parameters": parameters or {}},
-        },
-    }
-    plane.kubectl(
-        "apply",
-        "-n",
-        namespace,
-        "-f",
-        "-",
-        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [secret, clone]}),
-    )
-
-
-def status_of(plane: ControlPlane, namespace: str, kind: str, name: str) -> dict[str, Any]:
-    found = get(plane, namespace, kind, name) or {}
-    status: dict[str, Any] = found.get("status") or {}
-    return status
-
-
-def conditions(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {c["type"]: c for c in status.get("conditions", [])}
-
-
-def condition(kind: str, field: str, value: str) -> Callable[[dict[str, Any]], bool]:
-    """A status test: condition ``kind`` has ``field`` (status, reason) equal to ``value``."""
-    return lambda status: conditions(status).get(kind, {}).get(field) == value
-
-
-def wait_status(
-    plane: ControlPlane,
-    namespace: str,
-    kind: str,
-    name: str,
-    what: str,
-    until: Callable[[dict[str, Any]], bool],
-) -> dict[str, Any]:
-    """The object's status, once ``until`` holds for it."""
-
-    def probe() -> dict[str, Any] | None:
-        status = status_of(plane, namespace, kind, name)
-        return status if until(status) else None
-
-    return wait_for(what, probe)
-
-
-def ready_clone(plane: ControlPlane, namespace: str, name: str) -> dict[str, Any]:
-    return wait_status(
-        plane, namespace, "stc", name, f"clone {name} Ready", lambda s: s.get("phase") == "Ready"
-    )
 
 
 def validation(

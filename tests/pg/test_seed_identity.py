@@ -311,7 +311,7 @@ class TestReplaceValidatesEverythingFirst:
             ({"owner": "scramble"}, [], 2, "unknown transform 'scramble'"),
             ({"owner": "hash"}, [], 2, "masking key"),
             ({"owner": "hash"}, ["--key-file", "SHORT"], 2, "too short"),
-            ({}, ["--jobs", "0"], 2, "--jobs must be between 1 and 64"),
+            ({}, ["--jobs", "0"], 2, "--jobs: 0 is not between 1 and 64"),
             ({}, ["--target-dsn", "host=127.0.0.1 port=notaport dbname=x"], 2, "DSN"),
         ],
         ids=["partial-100", "unknown-transform", "no-key", "short-key", "jobs-0", "bad-dsn"],

@@ -62,15 +62,36 @@ class CloneHealth:
         )
 
 
-def inspect_clone(dsn: str, replica_dsn: str | None) -> CloneHealth:
+def _bounded(timeout: float) -> dict[str, Any]:
+    """Connection options so that no call of a check outlives ``timeout`` (per round trip).
+
+    A hung server must not hold the operator's thread: libpq gives up connecting after
+    ``connect_timeout`` (whole seconds, at least 2), the server cancels a statement after
+    ``statement_timeout``.
+    """
+    return {
+        "connect_timeout": max(2, round(timeout)),
+        "session_options": f"-c statement_timeout={max(1, round(timeout * 1000))}",
+    }
+
+
+def inspect_clone(dsn: str, replica_dsn: str | None, *, timeout: float = 10.0) -> CloneHealth:
     try:
-        with connect(dsn, role="clone primary", connect_timeout=5) as conn:
-            return _inspect(conn, replica_dsn)
+        with connect(dsn, role="clone primary", **_bounded(timeout)) as conn:
+            return _inspect(conn, replica_dsn, timeout)
     except DatabaseError as exc:
         return CloneHealth(reachable=False, reason="Unreachable", message=str(exc))
+    except psycopg.errors.QueryCanceled as exc:
+        return CloneHealth(
+            reachable=False,
+            reason="CheckTimedOut",
+            message=f"the clone check took longer than {timeout:g} s: {error_message(exc)}",
+        )
+    except psycopg.OperationalError as exc:  # the server went away in the middle of the check
+        return CloneHealth(reachable=False, reason="Unreachable", message=error_message(exc))
 
 
-def _inspect(conn: psycopg.Connection[Any], replica_dsn: str | None) -> CloneHealth:
+def _inspect(conn: psycopg.Connection[Any], replica_dsn: str | None, timeout: float) -> CloneHealth:
     if conn.execute("SELECT pg_is_in_recovery()").fetchone() == (True,):
         return CloneHealth(
             True, reason="NotAPrimary", message="the dsn names a server in recovery, not a primary"
@@ -88,7 +109,7 @@ def _inspect(conn: psycopg.Connection[Any], replica_dsn: str | None) -> CloneHea
         True,
         True,
         int(streaming),
-        digest=take_snapshot(conn).digest,
+        digest=_digest(conn),
         tables=int(tables),
         rows=int(rows),
         bytes=int(size),
@@ -102,7 +123,7 @@ def _inspect(conn: psycopg.Connection[Any], replica_dsn: str | None) -> CloneHea
         )
     if not replica_dsn:
         return _with(base, "NoReplicaDsn", "the Secret has no replicaDsn")
-    problem = _replica_problem(conn, replica_dsn)
+    problem = _replica_problem(conn, replica_dsn, timeout)
     if problem:
         return _with(base, "ReplicaNotStreaming", problem)
     if base.seed_state not in (None, "complete"):
@@ -124,13 +145,27 @@ def _inspect(conn: psycopg.Connection[Any], replica_dsn: str | None) -> CloneHea
     )
 
 
+def _digest(conn: psycopg.Connection[Any]) -> str | None:
+    """The schema digest, or None when the catalog cannot be read within the statement timeout.
+
+    A migration being validated on the clone holds locks that reading some definitions waits
+    for: the clone is busy, not broken, and keeps its last known digest.
+    """
+    try:
+        return take_snapshot(conn).digest
+    except DatabaseError:
+        return None
+
+
 def _with(base: CloneHealth, reason: str, message: str) -> CloneHealth:
     return CloneHealth(**{**base.__dict__, "reason": reason, "message": message})
 
 
-def _replica_problem(primary: psycopg.Connection[Any], replica_dsn: str) -> str | None:
+def _replica_problem(
+    primary: psycopg.Connection[Any], replica_dsn: str, timeout: float
+) -> str | None:
     try:
-        with connect(replica_dsn, role="clone replica", connect_timeout=5) as replica:
+        with connect(replica_dsn, role="clone replica", **_bounded(timeout)) as replica:
             if replica.execute("SELECT pg_is_in_recovery()").fetchone() != (True,):
                 return "the replicaDsn names a server that is not in recovery"
             try:
@@ -155,10 +190,10 @@ class CloneSample:
     longest_wait_seconds: float
 
 
-def sample_clone(dsn: str) -> CloneSample:
+def sample_clone(dsn: str, *, timeout: float = 10.0) -> CloneSample:
     try:
         with connect(
-            dsn, role="clone primary", connect_timeout=5, application_name="pgparity-monitor"
+            dsn, role="clone primary", application_name="pgparity-monitor", **_bounded(timeout)
         ) as conn:
             row = conn.execute(_SAMPLE).fetchone()
     except psycopg.Error as exc:

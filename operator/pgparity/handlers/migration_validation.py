@@ -1,15 +1,19 @@
 """MigrationValidation: resolve the inputs, run one validation Job, turn its report into status.
 
-Level-based: each tick looks at what exists — the clone, the Job named after the validation
-key, the report ConfigMap — and moves the status one step. A restarted operator finds the same
-Job (its name is derived from the key), so a validation never runs twice; an unchanged
-migration is never validated again; a changed one gets a new key, a new Job and a fresh status.
+Level-based and event-driven: a coroutine per validation (a kopf daemon) looks at what exists —
+its clone, the Job named after the validation key, the report ConfigMap — moves the status one
+step, and sleeps until a watch event concerns it (its spec, its clone, its Job, the queue) or
+``PGPARITY_RECONCILE_SECONDS`` pass. What it reads about other objects comes from kopf's
+in-memory indexes (``handlers.indexes``), so an idle validation costs the API server nothing. A
+restarted operator finds the same Job (its name is derived from the key), so a validation never
+runs twice; an unchanged migration is never validated again; a changed one gets a new key, a new
+Job and a fresh status. Starting a Job waits for the clone (one validation per clone) and for a
+slot (``PGPARITY_MAX_CONCURRENT_JOBS``), in the queue order of ``manifests.queue``.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,11 +22,24 @@ import kopf
 
 from pgparity import metrics
 from pgparity.errors import SpecError
-from pgparity.handlers.common import SETTINGS, announce, apply_status, now, seconds_between
+from pgparity.handlers.common import (
+    CallTimeoutError,
+    Runtime,
+    StatusWriter,
+    announce,
+    api,
+    now,
+    options,
+    runtime,
+    seconds_between,
+    sleep_until_woken,
+)
+from pgparity.handlers.indexes import CloneView, JobView, QueueEntry, Views, one
+from pgparity.handlers.queue import decide
 from pgparity.inputs import sql_control_character
 from pgparity.kube import client as kube
 from pgparity.kube.reports import read_report
-from pgparity.manifests.labels import CLONE_LABEL, KEY_LABEL
+from pgparity.manifests.queue import Admission, Contender, QueueKey
 from pgparity.manifests.status import completed_status, progress_status
 from pgparity.manifests.validation import (
     ValidationInputs,
@@ -34,8 +51,9 @@ from pgparity.manifests.validation import (
     names,
     validation_key,
 )
-from pgparity.models.common import API_VERSION, GROUP, VERSION, KeyRef
+from pgparity.models.common import GROUP, VERSION, KeyRef
 from pgparity.models.migration_validation import (
+    KIND,
     PLURAL,
     MigrationValidationSpec,
     MigrationValidationStatus,
@@ -46,20 +64,21 @@ from pgparity.models.migration_validation import (
 from pgparity.models.report import ValidationReport, Verdict
 from pgparity.models.staging_clone import ClonePhase
 
-# One validation per clone at a time: the lock orders this operator's own decisions, the Job
-# listing sees validations started before a restart.
-_clone_locks: dict[tuple[str, str], threading.Lock] = {}
-_locks_guard = threading.Lock()
-
 
 class Waiting(Exception):  # noqa: N818 - a state, not an error
     """The validation cannot proceed yet: (phase, reason, message)."""
 
     def __init__(
-        self, phase: ValidationPhase, reason: str, message: str, failed: bool = False
+        self,
+        phase: ValidationPhase,
+        reason: str,
+        message: str,
+        failed: bool = False,
+        position: int | None = None,
     ) -> None:
         super().__init__(message)
         self.phase, self.reason, self.message, self.failed = phase, reason, message, failed
+        self.position = position
 
 
 @dataclass(frozen=True)
@@ -69,34 +88,63 @@ class Resolved:
     key: str
 
 
-@kopf.timer(GROUP, VERSION, PLURAL, interval=SETTINGS.reconcile_seconds, initial_delay=0.2)
-def reconcile_validation(
+@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
+async def run_validation(
     body: kopf.Body,
-    meta: kopf.Meta,
-    status: kopf.Status,
     name: str,
     namespace: str | None,
     uid: str,
-    patch: kopf.Patch,
+    memo: kopf.Memo,
     **_: Any,
 ) -> None:
+    """Reconcile one validation whenever something it depends on changes, and at each resync."""
     assert namespace is not None  # a namespaced resource
-    ref = ValidationRef(name, namespace, uid)
-    generation = int(meta.get("generation") or 0)
-    current = dict(status)
+    shared = runtime(memo)
+    writer = StatusWriter(KIND)
+    wake = shared.wakes.register(KIND, namespace, name)
+    try:
+        while True:
+            try:
+                await _reconcile_once(body, ValidationRef(name, namespace, uid), writer, shared)
+            except (kube.KubeError, CallTimeoutError) as exc:
+                # The API server is slow or refuses: kopf runs this daemon again after the
+                # delay, and it continues from what exists; nothing is half-written.
+                raise kopf.TemporaryError(str(exc), delay=options().reconcile_seconds) from exc
+            await sleep_until_woken(wake, options().reconcile_seconds)
+    finally:
+        shared.wakes.forget(KIND, namespace, name)
+        shared.queue_changed.set()
+
+
+async def _reconcile_once(
+    body: kopf.Body, ref: ValidationRef, writer: StatusWriter, shared: Runtime
+) -> None:
+    current = writer.current(body)
+    generation = int(body.get("metadata", {}).get("generation") or 0)
+    document = await _reconcile(body, ref, current, generation, shared)
+    if await writer.write(body, current, document):
+        _announce(body, current, document)
+
+
+async def _reconcile(
+    body: kopf.Body,
+    ref: ValidationRef,
+    current: Mapping[str, Any],
+    generation: int,
+    shared: Runtime,
+) -> dict[str, Any]:
+    """The next status: one step further, or the verdict that stands for this very input."""
     previous = _parse_status(current)
     try:
-        resolved = _resolve(body, namespace)
+        resolved = await _resolve(body, ref.namespace, shared.views)
         if previous.validation_key == resolved.key and previous.phase in (
             ValidationPhase.COMPLETED,
             ValidationPhase.FAILED,
         ):
-            if previous.observed_generation != generation:
-                patch.status["observedGeneration"] = generation
-            return
+            return {**current, "observedGeneration": generation}
         if previous.validation_key != resolved.key:
             previous = MigrationValidationStatus(conditions=previous.conditions)
-        new = _advance(ref, resolved, previous, generation)
+        new = await _advance(ref, resolved, previous, generation, shared)
     except Waiting as state:
         new = progress_status(
             previous,
@@ -106,10 +154,9 @@ def reconcile_validation(
             now=now(),
             generation=generation,
             failed=state.failed,
+            queue_position=state.position,
         )
-    document = new.to_dict()
-    if apply_status(patch, current, document):
-        _announce(body, current, document)
+    return new.to_dict()
 
 
 def _parse_status(current: Mapping[str, Any]) -> MigrationValidationStatus:
@@ -119,55 +166,52 @@ def _parse_status(current: Mapping[str, Any]) -> MigrationValidationStatus:
         return MigrationValidationStatus()
 
 
-def _resolve(body: kopf.Body, namespace: str) -> Resolved:
+async def _resolve(body: kopf.Body, namespace: str, views: Views) -> Resolved:
     try:
         spec = MigrationValidationSpec.parse(dict(body.get("spec", {})))
     except SpecError as exc:
         raise Waiting(ValidationPhase.FAILED, "InvalidSpec", str(exc), failed=True) from None
-    clone = kube.get(API_VERSION, "StagingClone", spec.clone_ref.name, namespace)
+    clone: CloneView | None = one(views.clones, (namespace, spec.clone_ref.name))
     if clone is None:
         raise Waiting(
             ValidationPhase.WAITING_FOR_CLONE,
             "CloneNotFound",
             f"StagingClone {spec.clone_ref.name} does not exist",
         )
-    clone_status = clone.get("status") or {}
-    if clone_status.get("phase") != ClonePhase.READY.value:
+    if clone.phase != ClonePhase.READY.value:
         raise Waiting(
             ValidationPhase.WAITING_FOR_CLONE,
             "CloneNotReady",
             f"StagingClone {spec.clone_ref.name} is "
-            f"{clone_status.get('phase') or 'not reconciled yet'}: "
-            f"{clone_status.get('message') or ''}".rstrip(": "),
+            f"{clone.phase or 'not reconciled yet'}: {clone.message or ''}".rstrip(": "),
         )
-    secret = (clone_status.get("endpoints") or {}).get("secretName")
-    if not secret:
+    if not clone.secret:
         raise Waiting(
             ValidationPhase.WAITING_FOR_CLONE,
             "CloneNotReady",
             f"StagingClone {spec.clone_ref.name} has no connection Secret yet",
         )
-    parameters = ((clone.get("spec") or {}).get("postgres") or {}).get("parameters") or {}
+    parameters = clone.parameters
     timeouts = spec.timeouts
     inputs = ValidationInputs(
-        sql=_migration_sql(spec, namespace),
+        sql=await _migration_sql(spec, namespace),
         clone=spec.clone_ref.name,
-        clone_secret=str(secret),
+        clone_secret=clone.secret,
         lock_timeout=(timeouts.lock_timeout if timeouts else None)
         or parameters.get("lock_timeout"),
         statement_timeout=(timeouts.statement_timeout if timeouts else None)
         or parameters.get("statement_timeout"),
-        workload=_workload(spec, namespace),
+        workload=await _workload(spec, namespace),
     )
     return Resolved(spec, inputs, validation_key(spec, inputs))
 
 
-def _migration_sql(spec: MigrationValidationSpec, namespace: str) -> str:
+async def _migration_sql(spec: MigrationValidationSpec, namespace: str) -> str:
     if spec.migration.sql is not None:
         return spec.migration.sql
     ref = spec.migration.config_map_ref
     assert ref is not None
-    text = _configmap_text(namespace, ref, "MigrationNotFound")
+    text = await _configmap_text(namespace, ref, "MigrationNotFound")
     problem = sql_control_character(text)
     if problem:
         message = f"ConfigMap {ref.name} key {ref.key}: {problem}"
@@ -175,28 +219,36 @@ def _migration_sql(spec: MigrationValidationSpec, namespace: str) -> str:
     return text
 
 
-def _workload(spec: MigrationValidationSpec, namespace: str) -> str | None:
+async def _workload(spec: MigrationValidationSpec, namespace: str) -> str | None:
     traffic = spec.traffic
     if traffic is None or traffic.mode is not TrafficMode.WORKLOAD or traffic.workload_ref is None:
         return None
-    return _configmap_text(namespace, traffic.workload_ref, "WorkloadNotFound")
+    return await _configmap_text(namespace, traffic.workload_ref, "WorkloadNotFound")
 
 
-def _configmap_text(namespace: str, ref: KeyRef, missing: str) -> str:
-    text = kube.configmap_value(namespace, ref.name, ref.key)
+async def _configmap_text(namespace: str, ref: KeyRef, missing: str) -> str:
+    text = await api(kube.configmap_value, namespace, ref.name, ref.key)
     if not text:
         message = f"ConfigMap {ref.name} has no key {ref.key}"
         raise Waiting(ValidationPhase.PENDING, missing, message)
     return text
 
 
-def _advance(
-    ref: ValidationRef, resolved: Resolved, previous: MigrationValidationStatus, generation: int
+async def _advance(
+    ref: ValidationRef,
+    resolved: Resolved,
+    previous: MigrationValidationStatus,
+    generation: int,
+    shared: Runtime,
 ) -> MigrationValidationStatus:
     n = names(ref.name, resolved.key)
-    job = kube.get("batch/v1", "Job", n["job"], ref.namespace)
-    if job is None:
-        job = _start(ref, resolved)
+    jobs = shared.views.jobs.get((ref.namespace, ref.name), ())
+    job: JobView | None = next((j for j in jobs if j.name == n["job"]), None)
+    if job is None and shared.started.get((ref.namespace, ref.name)) != (
+        resolved.inputs.clone,
+        resolved.key[:63],
+    ):
+        await _start(ref, resolved, shared)
         return progress_status(
             previous,
             ValidationPhase.RUNNING,
@@ -208,8 +260,7 @@ def _advance(
             job_name=n["job"],
             started_at=now(),
         )
-    finished = _finished(job)
-    if finished is None:
+    if job is None or job.outcome is None:
         return progress_status(
             previous,
             ValidationPhase.RUNNING,
@@ -220,97 +271,90 @@ def _advance(
             key=resolved.key,
             job_name=n["job"],
         )
-    succeeded, reason, message = finished
-    if not succeeded:
+    if not job.outcome.succeeded:
+        reason, message = job.outcome.reason, job.outcome.message
         raise Waiting(
             ValidationPhase.FAILED,
             f"Job{reason}",
             f"validation Job {n['job']} failed ({reason}): {message}; no verdict",
             failed=True,
         )
-    return _complete(ref, resolved, previous, generation, job)
+    return await _complete(ref, resolved, previous, generation, job)
 
 
-def _start(ref: ValidationRef, resolved: Resolved) -> dict[str, Any]:
+async def _start(ref: ValidationRef, resolved: Resolved, shared: Runtime) -> None:
+    """Create the validation's objects and its Job — if the clone and a Job slot are free."""
     clone = resolved.inputs.clone
-    with _clone_lock(ref.namespace, clone):
-        busy = [
-            j
-            for j in kube.list_objects("batch/v1", "Job", ref.namespace, {CLONE_LABEL: clone})
-            if _finished(j) is None
-            and (j["metadata"].get("labels") or {}).get(KEY_LABEL) != resolved.key[:63]
-        ]
-        if busy:
+    # One decision at a time, each seeing the Jobs the ones before it created.
+    async with shared.admission:
+        me = Contender(_queue_key(shared.views, ref), clone)
+        decision = decide(shared, me)[me.key]
+        if decision.admission is Admission.CLONE_BUSY:
             raise Waiting(
                 ValidationPhase.WAITING_FOR_CLONE,
                 "CloneBusy",
-                f"another validation ({busy[0]['metadata']['name']}) is running on "
-                f"StagingClone {clone}",
+                f"another validation ({decision.holder}) is running on StagingClone {clone}",
+            )
+        if decision.admission is Admission.QUEUED:
+            raise Waiting(
+                ValidationPhase.PENDING,
+                "Queued",
+                f"waiting for one of {options().max_concurrent_jobs} validation Job slots "
+                f"(PGPARITY_MAX_CONCURRENT_JOBS): position {decision.position} in the queue",
+                position=decision.position,
             )
         for body in (
             build_inputs(ref, resolved.spec, resolved.inputs, resolved.key),
             build_report_holder(ref, clone, resolved.key),
             *build_job_access(ref, clone, resolved.key),
         ):
-            kube.create_missing(body)
-        job, _ = kube.create_missing(
+            await api(kube.create_missing, body)
+        await api(
+            kube.create_missing,
             build_job(
                 ref,
                 resolved.spec,
                 resolved.inputs,
                 resolved.key,
-                image=SETTINGS.image,
-                cpu=SETTINGS.job_cpu,
-                memory=SETTINGS.job_memory,
-            )
+                image=options().image,
+                cpu=options().job_cpu,
+                memory=options().job_memory,
+            ),
         )
-    return job
+        shared.started[(ref.namespace, ref.name)] = (clone, resolved.key[:63])
+    shared.queue_changed.set()
 
 
-def _clone_lock(namespace: str, clone: str) -> threading.Lock:
-    with _locks_guard:
-        return _clone_locks.setdefault((namespace, clone), threading.Lock())
+def _queue_key(views: Views, ref: ValidationRef) -> QueueKey:
+    entry: QueueEntry | None = one(views.queue, (ref.namespace, ref.name))
+    created = entry.key.created if entry is not None else ""
+    return QueueKey(created, ref.name, ref.namespace)
 
 
-def _finished(job: Mapping[str, Any]) -> tuple[bool, str, str] | None:
-    """(succeeded, reason, message) once the Job is complete or failed, else None."""
-    for condition in (job.get("status") or {}).get("conditions") or []:
-        if condition.get("status") != "True":
-            continue
-        if condition.get("type") == "Complete":
-            return True, "Complete", ""
-        if condition.get("type") == "Failed":
-            return (
-                False,
-                str(condition.get("reason") or "Failed"),
-                str(condition.get("message") or ""),
-            )
-    return None
-
-
-def _complete(
+async def _complete(
     ref: ValidationRef,
     resolved: Resolved,
     previous: MigrationValidationStatus,
     generation: int,
-    job: Mapping[str, Any],
+    job: JobView,
 ) -> MigrationValidationStatus:
     n = names(ref.name, resolved.key)
     try:
-        text = read_report(ref.namespace, n["report"])
+        text = await api(read_report, ref.namespace, n["report"])
         if text is None:
             raise ValueError("the Job finished without writing a report")
         report = ValidationReport.parse(json.loads(text))
     except (ValueError, SpecError, kube.KubeError) as exc:
+        if isinstance(exc, kube.KubeError) and exc.status != 404:
+            raise  # the API server, not the report: try again
         raise Waiting(
             ValidationPhase.FAILED,
             "ReportUnreadable",
             f"the report in ConfigMap {n['report']} cannot be read: {exc}",
             failed=True,
         ) from None
-    job_status = job.get("status") or {}
-    started = job_status.get("startTime") or previous.started_at
-    finished = job_status.get("completionTime") or now()
+    started = job.start_time or previous.started_at
+    finished = job.completion_time or now()
     duration = seconds_between(started, finished)
     status = completed_status(
         previous,
@@ -328,7 +372,15 @@ def _complete(
     return status
 
 
+# Waiting is reported in the status (reason, queue position), not in Events: at hundreds of
+# validations an Event per wait would be most of the operator's writes to the API server.
+_QUIET_PHASES = (ValidationPhase.PENDING.value, ValidationPhase.WAITING_FOR_CLONE.value)
+
+
 def _announce(body: kopf.Body, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+    """An Event for a milestone: the Job created, a verdict, a failure."""
+    if new.get("phase") in _QUIET_PHASES:
+        return
     verdict = new.get("verdict")
     if verdict:
         reason = "Validated" if verdict == Verdict.VALIDATED.value else "Rejected"

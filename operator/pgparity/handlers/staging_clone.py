@@ -3,14 +3,16 @@
 Conditions: Provisioned (the objects exist / the external database answers), Seeded (the seeding
 Job finished / the data is complete), ReplicaStreaming (a replica really streams from the
 primary), Ready (all three). A clone that cannot become ready says why in the condition reason
-and an Event, and is checked again at every tick — never a silent hang.
+and an Event, and is checked again and again (with backoff) — never a silent hang.
+
+Each clone has a coroutine (a kopf daemon) that reconciles its status; it holds no thread while
+it waits, and the PostgreSQL checks and Kubernetes calls run in ``handlers.common``'s bounded
+pool, with timeouts. Ready clones are sampled for the metrics by ``handlers.sampler``.
 """
 
 from __future__ import annotations
 
-import logging
 import secrets
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -18,14 +20,25 @@ from typing import Any
 import kopf
 
 from pgparity import metrics
-from pgparity.engine.clonecheck import CloneHealth, inspect_clone, sample_clone
-from pgparity.errors import DatabaseError, SpecError
-from pgparity.handlers.common import SETTINGS, announce, apply_status, now
+from pgparity.engine.clonecheck import CloneHealth, inspect_clone
+from pgparity.errors import SpecError
+from pgparity.handlers.common import (
+    CallTimeoutError,
+    StatusWriter,
+    announce,
+    api,
+    database,
+    now,
+    options,
+    runtime,
+    sleep_until_woken,
+)
 from pgparity.kube import client as kube
 from pgparity.manifests.clone import CloneRef, build_clone_objects, names
-from pgparity.manifests.status import set_condition
+from pgparity.manifests.status import retry_delay, set_condition
 from pgparity.models.common import GROUP, VERSION, Condition, ConditionStatus
 from pgparity.models.staging_clone import (
+    KIND,
     PLURAL,
     ClonePhase,
     DataSummary,
@@ -49,24 +62,46 @@ class Observed:
     health: CloneHealth | None = None
 
 
-@kopf.timer(GROUP, VERSION, PLURAL, interval=SETTINGS.reconcile_seconds, initial_delay=0.1)
-def reconcile_clone(
+@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
+async def run_clone(
     body: kopf.Body,
-    meta: kopf.Meta,
-    status: kopf.Status,
     name: str,
     namespace: str | None,
     uid: str,
-    patch: kopf.Patch,
+    memo: kopf.Memo,
     **_: Any,
 ) -> None:
+    """Check one clone when its spec changes, at each resync, and — while it is not Ready —
+    again and again with exponential backoff (``manifests.status.retry_delay``)."""
     assert namespace is not None
-    generation = int(meta.get("generation") or 0)
-    if not _due(namespace, name, generation):
-        return
-    current = {k: v for k, v in dict(status).items() if k != "kopf"}
+    shared = runtime(memo)
+    writer = StatusWriter(KIND)
+    wake = shared.wakes.register(KIND, namespace, name)
+    failures = 0
+    try:
+        while True:
+            try:
+                ready = await _reconcile_once(body, CloneRef(name, namespace, uid), writer)
+            except (kube.KubeError, CallTimeoutError) as exc:
+                # The API server is slow or refuses: kopf runs this daemon again after the
+                # delay, and it continues from what exists; nothing is half-written.
+                raise kopf.TemporaryError(str(exc), delay=options().reconcile_seconds) from exc
+            failures = 0 if ready else failures + 1
+            await sleep_until_woken(
+                wake,
+                options().reconcile_seconds
+                if ready
+                else retry_delay(failures, options().reconcile_seconds),
+            )
+    finally:
+        shared.wakes.forget(KIND, namespace, name)
+
+
+async def _reconcile_once(body: kopf.Body, clone: CloneRef, writer: StatusWriter) -> bool:
+    """Observe the clone, patch its status if anything changed; whether it is Ready."""
+    generation = int(body.get("metadata", {}).get("generation") or 0)
+    current = writer.current(body)
     previous = _parse_status(current)
-    clone = CloneRef(name, namespace, uid)
     spec: StagingCloneSpec | None = None
     try:
         spec = StagingCloneSpec.parse(dict(body.get("spec", {})))
@@ -74,14 +109,11 @@ def reconcile_clone(
         invalid = (UNKNOWN, "InvalidSpec", "")
         observed = Observed((FALSE, "InvalidSpec", str(exc)), invalid, invalid)
     else:
-        observed = (
-            _builtin(clone, spec) if spec.provider is Provider.BUILTIN else _external(clone, spec)
-        )
+        observed = await _observe(clone, spec)
     new = _status(previous, observed, spec, generation).to_dict()
-    _schedule(namespace, name, generation, ready=new.get("phase") == ClonePhase.READY.value)
-    metrics.set_clone_ready(namespace, name, new.get("phase") == ClonePhase.READY.value)
-    if apply_status(patch, current, new):
-        ready = new.get("phase") == ClonePhase.READY.value
+    ready = new.get("phase") == ClonePhase.READY.value
+    metrics.set_clone_ready(clone.namespace, clone.name, ready)
+    if await writer.write(body, current, new):
         announce(
             body,
             current,
@@ -90,26 +122,7 @@ def reconcile_clone(
             message=str(new.get("message") or ""),
             warning=new.get("phase") == ClonePhase.FAILED.value,
         )
-
-
-# A clone that is not ready is checked again with exponential backoff (up to 5 minutes); a
-# change of its spec (generation) checks it at once.
-_retry: dict[tuple[str, str], tuple[int, float, int]] = {}
-MAX_BACKOFF_SECONDS = 300.0
-
-
-def _due(namespace: str, name: str, generation: int) -> bool:
-    _, at, seen = _retry.get((namespace, name), (0, 0.0, generation))
-    return seen != generation or time.monotonic() >= at
-
-
-def _schedule(namespace: str, name: str, generation: int, *, ready: bool) -> None:
-    if ready:
-        _retry.pop((namespace, name), None)
-        return
-    failures = _retry.get((namespace, name), (0, 0.0, generation))[0] + 1
-    delay = min(SETTINGS.reconcile_seconds * 2 ** min(failures - 1, 10), MAX_BACKOFF_SECONDS)
-    _retry[(namespace, name)] = (failures, time.monotonic() + delay, generation)
+    return ready
 
 
 def _parse_status(current: Mapping[str, Any]) -> StagingCloneStatus:
@@ -126,30 +139,36 @@ def _reason(status: Mapping[str, Any]) -> str:
     return "NotReady"
 
 
-def _builtin(clone: CloneRef, spec: StagingCloneSpec) -> Observed:
+async def _observe(clone: CloneRef, spec: StagingCloneSpec) -> Observed:
+    if spec.provider is Provider.BUILTIN:
+        return await _builtin(clone, spec)
+    return await _external(clone, spec)
+
+
+async def _builtin(clone: CloneRef, spec: StagingCloneSpec) -> Observed:
     n = names(clone.name)
-    existing = kube.get("v1", "Secret", n["secret"], clone.namespace)
+    existing = await api(kube.get, "v1", "Secret", n["secret"], clone.namespace)
     # A new password only for a new clone: the Secret, once made, is the source of truth.
     password = secrets.token_urlsafe(24) if existing is None else ""
     for body in build_clone_objects(
         clone,
         spec,
         password=password,
-        postgres_image=SETTINGS.postgres_image,
-        pgparity_image=SETTINGS.image,
-        operator_namespace=SETTINGS.operator_namespace,
+        postgres_image=options().postgres_image,
+        pgparity_image=options().image,
+        operator_namespace=options().operator_namespace,
     ):
         if body["kind"] == "Secret" and existing is not None:
             continue
-        kube.create_missing(body)
+        await api(kube.create_missing, body)
     provisioned = (
         TRUE,
         "ObjectsCreated",
         "StatefulSets, Services, Secret, ConfigMap and NetworkPolicy exist",
     )
-    primary = _ready_replicas(clone.namespace, n["primary"])
-    replicas = _ready_replicas(clone.namespace, n["replica"])
-    seeded = _seed_state(clone.namespace, n["seed"], spec)
+    primary = await _ready_replicas(clone.namespace, n["primary"])
+    replicas = await _ready_replicas(clone.namespace, n["replica"])
+    seeded = await _seed_state(clone.namespace, n["seed"], spec)
     if primary < 1:
         return Observed(
             provisioned,
@@ -164,20 +183,21 @@ def _builtin(clone: CloneRef, spec: StagingCloneSpec) -> Observed:
             (FALSE, "ReplicasNotReady", f"{replicas}/{spec.replicas} replica pods ready"),
             n["secret"],
         )
-    return _checked(provisioned, seeded, clone.namespace, n["secret"])
+    data = await api(kube.secret_data, clone.namespace, n["secret"]) or {}
+    return await _checked(clone, provisioned, seeded, n["secret"], data)
 
 
-def _ready_replicas(namespace: str, statefulset: str) -> int:
-    found = kube.get("apps/v1", "StatefulSet", statefulset, namespace)
+async def _ready_replicas(namespace: str, statefulset: str) -> int:
+    found = await api(kube.get, "apps/v1", "StatefulSet", statefulset, namespace)
     return int(((found or {}).get("status") or {}).get("readyReplicas") or 0)
 
 
-def _seed_state(
+async def _seed_state(
     namespace: str, job_name: str, spec: StagingCloneSpec
 ) -> tuple[ConditionStatus, str, str]:
     if spec.source is None:
         return TRUE, "NoSource", "nothing to seed"
-    job = kube.get("batch/v1", "Job", job_name, namespace)
+    job = await api(kube.get, "batch/v1", "Job", job_name, namespace)
     for condition in ((job or {}).get("status") or {}).get("conditions") or []:
         if condition.get("status") == "True" and condition.get("type") == "Complete":
             return TRUE, "SeedJobComplete", f"seeding Job {job_name} completed"
@@ -186,28 +206,28 @@ def _seed_state(
     return UNKNOWN, "Seeding", f"seeding Job {job_name} is running"
 
 
-def _external(clone: CloneRef, spec: StagingCloneSpec) -> Observed:
+async def _external(clone: CloneRef, spec: StagingCloneSpec) -> Observed:
     assert spec.external is not None
     secret = spec.external.secret_ref.name
-    dsn = kube.secret_value(clone.namespace, secret, "dsn")
-    if dsn is None:
+    data = await api(kube.secret_data, clone.namespace, secret)
+    if data is None or "dsn" not in data:
         missing = (FALSE, "SecretNotFound", f"Secret {secret} with key dsn not found")
         return Observed(
             missing, (UNKNOWN, "SecretNotFound", ""), (UNKNOWN, "SecretNotFound", ""), secret
         )
     provisioned = (TRUE, "External", f"an existing database named by Secret {secret}")
     seeded = (TRUE, "External", "the external database holds its own data")
-    return _checked(provisioned, seeded, clone.namespace, secret)
+    return await _checked(clone, provisioned, seeded, secret, data)
 
 
-def _checked(
+async def _checked(
+    clone: CloneRef,
     provisioned: tuple[ConditionStatus, str, str],
     seeded: tuple[ConditionStatus, str, str],
-    namespace: str,
     secret: str,
+    data: Mapping[str, str],
 ) -> Observed:
-    dsn = kube.secret_value(namespace, secret, "dsn") or ""
-    health = inspect_clone(dsn, kube.secret_value(namespace, secret, "replicaDsn"))
+    health = await _inspect(clone, data.get("dsn") or "", data.get("replicaDsn"))
     if not health.reachable or not health.marked:  # unreachable, or maybe production
         return Observed(
             (FALSE, health.reason, health.message),
@@ -226,6 +246,14 @@ def _checked(
         else health.message,
     )
     return Observed(provisioned, seeded, streaming, secret, health)
+
+
+async def _inspect(clone: CloneRef, dsn: str, replica_dsn: str | None) -> CloneHealth:
+    about = ("check", clone.namespace, clone.name)
+    try:
+        return await database("the clone check", about, inspect_clone, dsn, replica_dsn)
+    except CallTimeoutError as exc:
+        return CloneHealth(reachable=False, reason="CheckTimedOut", message=str(exc))
 
 
 def _status(
@@ -296,49 +324,7 @@ def _endpoints(observed: Observed) -> Endpoints | None:
     return Endpoints(secret_name=observed.secret)
 
 
-@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
-def monitor_clone(
-    stopped: kopf.DaemonStopped,
-    body: kopf.Body,
-    name: str,
-    namespace: str | None,
-    logger: logging.Logger | logging.LoggerAdapter[Any],
-    **_: Any,
-) -> None:
-    """Sample each Ready clone's primary for the live gauges (lag, lock waits)."""
-    assert namespace is not None
-    try:
-        while not stopped:
-            status = body.get("status") or {}
-            secret = (status.get("endpoints") or {}).get("secretName")
-            if status.get("phase") == ClonePhase.READY.value and secret:
-                _sample(namespace, name, str(secret), logger)
-            stopped.wait(SETTINGS.monitor_seconds)
-    finally:
-        metrics.forget_clone(namespace, name)
-
-
-def _sample(
-    namespace: str, name: str, secret: str, logger: logging.Logger | logging.LoggerAdapter[Any]
-) -> None:
-    dsn = kube.secret_value(namespace, secret, "dsn")
-    if not dsn:
-        return
-    try:
-        sample = sample_clone(dsn)
-    except DatabaseError as exc:
-        logger.warning("cannot sample clone %s/%s: %s", namespace, name, exc)
-        return
-    metrics.set_clone_sample(
-        namespace,
-        name,
-        lag_bytes=sample.lag_bytes,
-        waiting=sample.waiting_sessions,
-        longest_wait=sample.longest_wait_seconds,
-    )
-
-
 @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)
-def forget_clone(name: str, namespace: str | None, **_: Any) -> None:
+async def forget_clone(name: str, namespace: str | None, **_: Any) -> None:
     if namespace is not None:
         metrics.forget_clone(namespace, name)

@@ -2,7 +2,8 @@
 
 Configuration: inside a pod, the pod's ServiceAccount; elsewhere the kubeconfig (``KUBECONFIG``
 or ``~/.kube/config``). Failures become ``KubeError`` with one line: the status, the reason,
-the API server's message.
+the API server's message. Every request — discovery included — carries a timeout
+(``configure``), so a hung API server cannot hold the calling thread for ever.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
+from kubernetes.config import kube_config
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 from urllib3.exceptions import HTTPError
@@ -33,19 +35,58 @@ class KubeError(PgparityError):
 
 
 _lock = threading.Lock()
+# (request timeout in seconds, connections kept per host): see configure().
+_options = {"timeout": 10.0, "connections": 10}
+
+
+class _TimedClient(DynamicClient):
+    """The dynamic client with a default timeout on every request it makes.
+
+    Discovery requests are made inside the client, where no caller can pass a timeout; the
+    client's generic ``request`` is the one place they all pass through.
+    """
+
+    def request(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
+        params.setdefault("_request_timeout", _options["timeout"])
+        return super().request(method, path, body, **params)
+
+
+def configure(*, timeout: float, connections: int) -> None:
+    """The timeout of every request, and the connection pool for that many threads."""
+    _options.update(timeout=timeout, connections=connections)
+    reset()
 
 
 @functools.cache
 def _dynamic() -> DynamicClient:
     with _lock:
+        configuration = client.Configuration()
         try:
             if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
-                config.load_incluster_config()
+                config.load_incluster_config(client_configuration=configuration)
             else:
-                config.load_kube_config()
+                # KUBECONFIG as it is now: the client's own default is read at its import.
+                config.load_kube_config(
+                    config_file=os.environ.get("KUBECONFIG"), client_configuration=configuration
+                )
         except (config.ConfigException, OSError) as exc:
             raise KubeError(f"no Kubernetes configuration: {exc}") from None
-        return DynamicClient(client.ApiClient())
+        # One pooled connection per calling thread, not urllib3's default of 10 per host; no
+        # retries inside a request (urllib3 would try 4 times, each up to the timeout): the
+        # handlers try again later, with the object's state read afresh.
+        configuration.connection_pool_maxsize = int(_options["connections"])
+        configuration.retries = False
+        return _TimedClient(client.ApiClient(configuration))
+
+
+def follow_kubeconfig_variable() -> None:
+    """Make the client library's default kubeconfig the one KUBECONFIG names now.
+
+    The library reads the variable once, when it is imported, and kopf's login through the
+    library uses that default: a process that imported it before setting KUBECONFIG (a test
+    session) would log in with another configuration, or none.
+    """
+    kube_config.KUBE_CONFIG_DEFAULT_LOCATION = os.environ.get("KUBECONFIG", "~/.kube/config")
 
 
 def reset() -> None:
@@ -71,11 +112,14 @@ def _message(exc: ApiException) -> str:
 
 def _resource(api_version: str, kind: str) -> Any:
     try:
-        return _call(
-            f"discovering {kind}", _dynamic().resources.get, api_version=api_version, kind=kind
-        )
+        return _call(f"discovering {kind}", _discover, api_version, kind)
     except ResourceNotFoundError:
         raise KubeError(f"the API server does not serve {api_version} {kind}") from None
+
+
+def _discover(api_version: str, kind: str) -> Any:
+    # Making the client talks to the API server too (its version): inside _call's net.
+    return _dynamic().resources.get(api_version=api_version, kind=kind)
 
 
 def get(api_version: str, kind: str, name: str, namespace: str | None) -> dict[str, Any] | None:
@@ -153,13 +197,18 @@ def patch_merge(
 
 def secret_value(namespace: str, name: str, key: str) -> str | None:
     """One decoded value of a Secret, or None when the Secret or the key is missing."""
+    return (secret_data(namespace, name) or {}).get(key)
+
+
+def secret_data(namespace: str, name: str) -> dict[str, str] | None:
+    """Every decoded value of a Secret (one request), or None when it does not exist."""
     secret = get("v1", "Secret", name, namespace)
     if secret is None:
         return None
-    data = secret.get("data") or {}
-    if key not in data:
-        return None
-    return base64.b64decode(data[key]).decode("utf-8")
+    return {
+        key: base64.b64decode(value).decode("utf-8")
+        for key, value in (secret.get("data") or {}).items()
+    }
 
 
 def configmap_value(namespace: str, name: str, key: str) -> str | None:

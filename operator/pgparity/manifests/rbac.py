@@ -41,7 +41,8 @@ OPERATOR_RULES: list[dict[str, Any]] = [
     {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create"]},
     {"apiGroups": [""], "resources": ["services", "serviceaccounts"], "verbs": ["get", "create"]},
     {"apiGroups": ["apps"], "resources": ["statefulsets"], "verbs": ["get", "create"]},
-    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list", "create"]},
+    # Jobs are also watched: validation Jobs are kept in an in-memory index (handlers.indexes).
+    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": [*READ, "create"]},
     {
         "apiGroups": ["networking.k8s.io"],
         "resources": ["networkpolicies"],

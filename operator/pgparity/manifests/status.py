@@ -24,6 +24,10 @@ from pgparity.models.migration_validation import (
 from pgparity.models.report import Severity, ValidationReport, Verdict
 
 MAX_STATEMENTS = 500
+# A clone that is not Ready is checked again after 5 s (or the resync, if shorter), then twice
+# as long each time, up to 5 minutes; a change of its spec checks it at once.
+FIRST_RETRY_SECONDS = 5.0
+MAX_RETRY_SECONDS = 300.0
 MAX_FINDINGS = 50
 SQL_WIDTH = 200
 
@@ -32,6 +36,12 @@ DRIFT_RULES = {"schema-drift"}
 LOCK_RULES = {"lock-wait-budget", "blocked-sessions-budget"}
 LAG_RULES = {"replication-lag-budget"}
 PLAN_RULES = {"plan-expectation"}
+
+
+def retry_delay(failures: int, resync_seconds: float) -> float:
+    """Seconds until the next check after ``failures`` checks in a row found a problem."""
+    first = min(FIRST_RETRY_SECONDS, resync_seconds)
+    return min(first * 2.0 ** min(max(failures, 1) - 1, 16), MAX_RETRY_SECONDS)
 
 
 def set_condition(
@@ -237,8 +247,13 @@ def progress_status(
     job_name: str | None = None,
     started_at: str | None = None,
     failed: bool = False,
+    queue_position: int | None = None,
 ) -> MigrationValidationStatus:
-    """Waiting, running or failed: no verdict without evidence (a failure clears it)."""
+    """Waiting, running or failed: no verdict without evidence (a failure clears it).
+
+    A failure keeps the time it was first reported while it stays the same failure, so
+    reconciling a failed validation again changes nothing.
+    """
     conditions = set_condition(
         previous.conditions,
         "Validated",
@@ -256,7 +271,13 @@ def progress_status(
         validation_key=key if key is not None else previous.validation_key,
         job_name=job_name if job_name is not None else previous.job_name,
         started_at=started_at if started_at is not None else previous.started_at,
-        completed_at=now if failed else previous.completed_at,
+        completed_at=_failed_at(previous, message, now) if failed else previous.completed_at,
         message=message,
+        queue_position=queue_position,
         observed_generation=generation,
     )
+
+
+def _failed_at(previous: MigrationValidationStatus, message: str, now: str) -> str:
+    same = previous.phase is ValidationPhase.FAILED and previous.message == message
+    return previous.completed_at if same and previous.completed_at else now

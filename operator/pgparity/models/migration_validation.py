@@ -211,6 +211,7 @@ class MigrationValidationStatus:
     completed_at: str | None = None
     duration_seconds: float | None = None
     message: str | None = None
+    queue_position: int | None = None
     observed_generation: int | None = None
 
     @classmethod
