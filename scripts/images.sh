@@ -64,10 +64,13 @@ save() {  # ref archive
   log "$1 -> $2 ($(du -h "$2" | cut -f1))"
 }
 
-# Leave nothing of buildah behind: no working containers (a failed build leaves one), no mounts
-# (containers/storage keeps its overlay home mounted while it is in use).
+# Leave nothing of buildah behind: no working containers (a failed build leaves one), no images
+# of earlier builds (the store would grow by a pgparity image per change; the layers of the
+# current ones stay for --layers), no mounts (containers/storage keeps its overlay home mounted
+# while it is in use).
 release_store() {
   bah rm --all >/dev/null 2>&1 || true
+  bah rmi --prune >/dev/null 2>&1 || true
   local mount
   for mount in $(awk -v root="$CACHE/buildah/" 'index($5, root) == 1 {print $5}' /proc/self/mountinfo | sort -r); do
     umount "$mount" 2>/dev/null || umount --lazy "$mount" || true
