@@ -7,10 +7,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PG_BINDIR ?= $(shell ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' pyproject.toml)
 
 .PHONY: help
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +31,7 @@ lint: install ## ruff, mypy --strict, import layering
 	$(BIN)/ruff check operator tests bench demo
 	$(BIN)/ruff format --check operator tests bench demo
 	$(BIN)/mypy
-	$(BIN)/mypy --strict tests/kubeplane.py
+	$(BIN)/mypy --strict tests/kubeplane.py tests/nodeplane.py
 	$(BIN)/lint-imports
 
 .PHONY: test-unit
@@ -46,9 +47,10 @@ test-kube: install kube-assets ## tests against a real kube-apiserver + etcd + c
 	$(BIN)/pytest -m kube
 
 .PHONY: test
-test: install postgres kube-assets ## install everything, lint, run every test tier
+test: install postgres kube-assets ## install everything, lint, run every test tier (node last)
 	$(MAKE) lint
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not node"
+	$(MAKE) test-node
 
 # --- the Kubernetes test control plane (tests/kubeplane.py, scripts/kube-assets.sh) ---------
 KUBE_STATE ?= .kube/plane
@@ -64,6 +66,48 @@ kube-up: kube-assets ## start a control plane in the background; kubeconfig in .
 .PHONY: kube-down
 kube-down: ## stop the control plane started by kube-up and remove its state
 	$(PYTHON) tests/kubeplane.py down --state-dir $(KUBE_STATE)
+
+# --- the node tier: a real kubelet in a network namespace (tests/nodeplane.py) ----------------
+NODE_STATE ?= .kube/node
+IMAGES_LIST := .kube/images.list
+
+.PHONY: node-deps
+node-deps: ## install containerd, runc, CNI plugins, iptables, conntrack, mmdebstrap, buildah
+	@scripts/node-deps.sh
+
+.PHONY: node-assets
+node-assets: kube-assets ## build (or reuse) kubelet, kube-proxy, kube-scheduler, CoreDNS, crictl, helm
+	@scripts/kube-assets.sh build node >/dev/null
+	@scripts/kube-assets.sh build helm >/dev/null
+
+.PHONY: images
+images: node-deps ## build (or reuse) the pause, PostgreSQL and pgparity images, offline
+	@mkdir -p .kube
+	@scripts/images.sh >$(IMAGES_LIST).tmp && mv $(IMAGES_LIST).tmp $(IMAGES_LIST)
+
+.PHONY: image
+image: ## the pgparity image from the Dockerfile: with docker if it runs, else with buildah
+	@if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then \
+	  docker build -t pgparity:$(VERSION) .; \
+	else \
+	  scripts/node-deps.sh && scripts/images.sh pgparity; \
+	fi
+
+.PHONY: node-up
+node-up: node-deps node-assets images ## start a one-node cluster in its own network namespace
+	$(PYTHON) tests/nodeplane.py up --state-dir $(NODE_STATE) --images $(IMAGES_LIST)
+
+.PHONY: node-down
+node-down: ## stop the node and remove everything it made (idempotent)
+	$(PYTHON) tests/nodeplane.py down --state-dir $(NODE_STATE)
+
+.PHONY: test-node
+test-node: install node-deps node-assets images ## the node tier alone: node-up, tests, node-down
+	@scripts/test-node.sh
+
+.PHONY: e2e-kind
+e2e-kind: install images ## the node tests against a kind cluster (needs Docker; kind from Go)
+	@scripts/e2e-kind.sh
 
 .PHONY: demo
 demo: install postgres ## validate the bundled migrations on a local primary + replica

@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
-# Build (or locate) the binaries of the Kubernetes test control plane:
-# kube-apiserver, kube-controller-manager, kubectl and etcd, at the versions pinned in
+# Build (or locate) the Go binaries of the test clusters, at the versions pinned in
 # hack/kube-assets/versions.env, from their Go modules (wrapper modules in hack/kube-assets/).
+# Four sets, each cached on its own:
+#   plane  kube-apiserver, kube-controller-manager, kubectl, etcd        (the kube tier)
+#   node   kubelet, kube-proxy, kube-scheduler, coredns, crictl          (the node tier)
+#   helm   helm                                                          (the node tier)
+#   kind   kind                                                          (make e2e-kind only)
 #
 # Usage:
-#   scripts/kube-assets.sh                 # build if needed; print the bin directory (last stdout line)
+#   scripts/kube-assets.sh [build [SET]]   # build SET (default plane) if needed; print its bin directory
+#                                          # (the last stdout line)
 #   scripts/kube-assets.sh update-modules  # regenerate hack/kube-assets/*/go.{mod,sum} from versions.env
 #
-# Behaviour of the default mode:
-#   * KUBEBUILDER_ASSETS set and holding executable kube-apiserver, kube-controller-manager and etcd:
-#     print that directory, build nothing.
-#   * Otherwise the binaries live in
-#     ${XDG_CACHE_HOME:-$HOME/.cache}/pgparity/kube/k8s-v$KUBE_VERSION-etcd-v$ETCD_VERSION/bin;
-#     if it is complete (all binaries + a stamp matching the pinned versions and go.sum files), nothing
-#     is built. Otherwise they are built into a temporary directory next to it and renamed into place
-#     in one step, so an interrupted build never leaves a directory that looks complete.
+# Behaviour of the build mode:
+#   * plane only: KUBEBUILDER_ASSETS set and holding executable kube-apiserver,
+#     kube-controller-manager and etcd: print that directory, build nothing.
+#   * Otherwise the binaries live in ${XDG_CACHE_HOME:-$HOME/.cache}/pgparity/kube/<set dir>/bin,
+#     e.g. k8s-v$KUBE_VERSION-etcd-v$ETCD_VERSION/bin for the plane; if it is complete (all binaries
+#     + a stamp matching the pinned versions and the set's go.mod/go.sum files), nothing is built.
+#     Otherwise they are built into a temporary directory next to it and renamed into place in one
+#     step, so an interrupted build never leaves a directory that looks complete.
 # Progress goes to stderr; the only stdout output is the bin directory path.
 # Go's module and build caches stay at their user-level defaults (go env GOMODCACHE / GOCACHE).
 set -euo pipefail
@@ -24,19 +29,47 @@ SRC="$ROOT/hack/kube-assets"
 # shellcheck disable=SC1091  # plain KEY=value lines
 . "$SRC/versions.env"
 : "${KUBE_VERSION:?missing in versions.env}" "${ETCD_VERSION:?missing in versions.env}" "${GO_VERSION:?missing in versions.env}"
+: "${COREDNS_VERSION:?missing in versions.env}" "${CRICTL_VERSION:?missing in versions.env}"
+: "${HELM_VERSION:?missing in versions.env}" "${KIND_VERSION:?missing in versions.env}"
 
 KUBE_BINS=(kube-apiserver kube-controller-manager kubectl)
+NODE_KUBE_BINS=(kubelet kube-proxy kube-scheduler)
 REQUIRED_BINS=(kube-apiserver kube-controller-manager etcd)
-ALL_BINS=("${KUBE_BINS[@]}" etcd)
 KUBE_MINOR=${KUBE_VERSION#*.}; KUBE_MINOR=${KUBE_MINOR%%.*}
 KUBE_MAJOR=${KUBE_VERSION%%.*}
 STAGING_VERSION="v0.${KUBE_VERSION#*.}"   # k8s v1.36.3 -> staging modules v0.36.3
+HELM_MAJOR=${HELM_VERSION%%.*}
+
+# set -> its cache directory name, its binaries, its wrapper modules (hack/kube-assets/<module>)
+set_dir() {
+  case $1 in
+    plane) echo "k8s-v$KUBE_VERSION-etcd-v$ETCD_VERSION" ;;
+    node) echo "node-k8s-v$KUBE_VERSION-coredns-v$COREDNS_VERSION-crictl-v$CRICTL_VERSION" ;;
+    helm) echo "helm-v$HELM_VERSION" ;;
+    kind) echo "kind-v$KIND_VERSION" ;;
+    *) die "unknown set '$1' (plane, node, helm, kind)" ;;
+  esac
+}
+set_bins() {
+  case $1 in
+    plane) echo "${KUBE_BINS[*]} etcd" ;;
+    node) echo "${NODE_KUBE_BINS[*]} coredns crictl" ;;
+    helm|kind) echo "$1" ;;
+  esac
+}
+set_modules() {
+  case $1 in
+    plane) echo "kubernetes etcd" ;;
+    node) echo "node coredns crictl" ;;
+    helm|kind) echo "$1" ;;
+  esac
+}
 
 log() { printf 'kube-assets: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 need_go() {
-  command -v go >/dev/null 2>&1 || die "the 'go' command (>= go$GO_VERSION) is required to build the control plane binaries"
+  command -v go >/dev/null 2>&1 || die "the 'go' command (>= go$GO_VERSION) is required to build the test clusters' binaries"
 }
 
 # Run the go command with a predictable environment: module mode, no go.work from a parent dir,
@@ -45,9 +78,68 @@ gocmd() {
   env GO111MODULE=on GOWORK=off CGO_ENABLED=0 "$@"
 }
 
+tidy() {  # module
+  log "go mod tidy in hack/kube-assets/$1"
+  (cd "$SRC/$1" && gocmd GOFLAGS=-mod=mod go mod tidy) >&2
+}
+
+# "a, b and c" (for the generated comments)
+joined() {
+  local out="" i
+  for ((i = 1; i <= $#; i++)); do
+    if ((i == 1)); then out=${!i}; elif ((i == $#)); then out+=" and ${!i}"; else out+=", ${!i}"; fi
+  done
+  echo "$out"
+}
+
+# A wrapper module over k8s.io/kubernetes building the given commands (cmd/<name>).
+write_kube_module() {  # module staging godebug bin...
+  local module=$1 staging=$2 godebug=$3 m
+  shift 3
+  {
+    echo "// Generated by scripts/kube-assets.sh update-modules from hack/kube-assets/versions.env."
+    echo "// Wrapper module that builds $(joined "$@") from"
+    echo "// k8s.io/kubernetes; the replace block pins every staging module (required upstream at v0.0.0)."
+    echo
+    echo "module pgparity.invalid/kube-assets/$module"
+    echo
+    echo "go $GO_VERSION"
+    if [[ -n $godebug ]]; then echo; echo "godebug $godebug"; fi
+    echo
+    echo "tool ("
+    for m in "$@"; do echo "	k8s.io/kubernetes/cmd/$m"; done
+    echo ")"
+    echo
+    echo "require k8s.io/kubernetes v$KUBE_VERSION"
+    echo
+    echo "replace ("
+    for m in $staging; do echo "	$m => $m $STAGING_VERSION"; done
+    echo ")"
+  } >"$SRC/$module/go.mod"
+  rm -f "$SRC/$module/go.sum"
+}
+
+# A wrapper module whose only job is to pin one tool (`tool` directive) at one version.
+write_tool_module() {  # module tool-package required-module version what
+  mkdir -p "$SRC/$1"
+  {
+    echo "// Generated by scripts/kube-assets.sh update-modules from hack/kube-assets/versions.env."
+    echo "// Wrapper module that builds $5."
+    echo
+    echo "module pgparity.invalid/kube-assets/$1"
+    echo
+    echo "go $GO_VERSION"
+    echo
+    echo "tool $2"
+    echo
+    echo "require $3 v$4"
+  } >"$SRC/$1/go.mod"
+  rm -f "$SRC/$1/go.sum"
+}
+
 update_modules() {
   need_go
-  local q gomod staging godebug m
+  local q gomod staging godebug
   q=$(mktemp -d)
   # shellcheck disable=SC2064
   trap "rm -rf '$q'" EXIT
@@ -60,29 +152,13 @@ update_modules() {
   staging=$(sed -n 's|^[[:space:]]*\(k8s\.io/[A-Za-z0-9._-]*\) => \./staging/src/.*|\1|p' "$gomod")
   [[ -n $staging ]] || die "no staging replace directives found in $gomod"
   godebug=$(sed -n 's/^godebug[[:space:]]\{1,\}//p' "$gomod")
-  {
-    echo "// Generated by scripts/kube-assets.sh update-modules from hack/kube-assets/versions.env."
-    echo "// Wrapper module that builds kube-apiserver, kube-controller-manager and kubectl from"
-    echo "// k8s.io/kubernetes; the replace block pins every staging module (required upstream at v0.0.0)."
-    echo
-    echo "module pgparity.invalid/kube-assets/kubernetes"
-    echo
-    echo "go $GO_VERSION"
-    if [[ -n $godebug ]]; then echo; echo "godebug $godebug"; fi
-    echo
-    echo "tool ("
-    for m in "${KUBE_BINS[@]}"; do echo "	k8s.io/kubernetes/cmd/$m"; done
-    echo ")"
-    echo
-    echo "require k8s.io/kubernetes v$KUBE_VERSION"
-    echo
-    echo "replace ("
-    for m in $staging; do echo "	$m => $m $STAGING_VERSION"; done
-    echo ")"
-  } >"$SRC/kubernetes/go.mod"
-  rm -f "$SRC/kubernetes/go.sum"
-  log "go mod tidy in hack/kube-assets/kubernetes ($(wc -w <<<"$staging") staging modules at $STAGING_VERSION)"
-  (cd "$SRC/kubernetes" && gocmd GOFLAGS=-mod=mod go mod tidy) >&2
+  log "$(wc -w <<<"$staging") staging modules at $STAGING_VERSION"
+  write_kube_module kubernetes "$staging" "$godebug" "${KUBE_BINS[@]}"
+  tidy kubernetes
+  # The node's binaries in a module of their own: adding them to the plane's module would change
+  # its go.sum, the plane cache's stamp, and so rebuild the plane everywhere.
+  write_kube_module node "$staging" "$godebug" "${NODE_KUBE_BINS[@]}"
+  tidy node
 
   {
     echo "// Generated by scripts/kube-assets.sh update-modules from hack/kube-assets/versions.env."
@@ -99,29 +175,77 @@ update_modules() {
     echo "require go.etcd.io/etcd/server/v3 v$ETCD_VERSION"
   } >"$SRC/etcd/go.mod"
   rm -f "$SRC/etcd/go.sum"
-  log "go mod tidy in hack/kube-assets/etcd"
-  (cd "$SRC/etcd" && gocmd GOFLAGS=-mod=mod go mod tidy) >&2
+  tidy etcd
+
+  # CoreDNS: main.go (committed) imports only the plugins the node's Corefile uses.
+  {
+    echo "// Generated by scripts/kube-assets.sh update-modules from hack/kube-assets/versions.env."
+    echo "// Wrapper module that builds CoreDNS with the plugins main.go imports (the node tier's DNS)."
+    echo
+    echo "module pgparity.invalid/kube-assets/coredns"
+    echo
+    echo "go $GO_VERSION"
+    echo
+    echo "require github.com/coredns/coredns v$COREDNS_VERSION"
+  } >"$SRC/coredns/go.mod"
+  rm -f "$SRC/coredns/go.sum"
+  tidy coredns
+  write_tool_module crictl sigs.k8s.io/cri-tools/cmd/crictl sigs.k8s.io/cri-tools "$CRICTL_VERSION" \
+    "crictl (the node tier's teardown removes pod sandboxes through CRI)"
+  tidy crictl
+  write_tool_module helm "helm.sh/helm/v$HELM_MAJOR/cmd/helm" "helm.sh/helm/v$HELM_MAJOR" "$HELM_VERSION" \
+    "helm (the node tier installs the operator's chart with it)"
+  tidy helm
+  write_tool_module kind sigs.k8s.io/kind sigs.k8s.io/kind "$KIND_VERSION" "kind (make e2e-kind)"
+  tidy kind
   check_modules
-  log "updated hack/kube-assets/{kubernetes,etcd}/go.{mod,sum}; commit them"
+  log "updated hack/kube-assets/*/go.{mod,sum}; commit them"
 }
 
 # The go.mod files must agree with versions.env (they are generated from it).
-check_modules() {
-  local k="$SRC/kubernetes/go.mod" e="$SRC/etcd/go.mod" bad
-  [[ -f $k && -f "$SRC/kubernetes/go.sum" && -f $e && -f "$SRC/etcd/go.sum" ]] ||
-    die "hack/kube-assets/{kubernetes,etcd}/go.{mod,sum} missing; run: scripts/kube-assets.sh update-modules"
-  if ! grep -Eq "^[[:space:]]*(require[[:space:]]+)?k8s\.io/kubernetes v${KUBE_VERSION//./\\.}([[:space:]]|$)" "$k" ||
-    ! grep -Eq "^[[:space:]]*(require[[:space:]]+)?go\.etcd\.io/etcd/server/v3 v${ETCD_VERSION//./\\.}([[:space:]]|$)" "$e"; then
-    die "hack/kube-assets/*/go.mod do not match versions.env (k8s $KUBE_VERSION, etcd $ETCD_VERSION); run: scripts/kube-assets.sh update-modules"
-  fi
-  bad=$(grep -E '=> k8s\.io/[A-Za-z0-9._-]+ v' "$k" | grep -Fv " $STAGING_VERSION" || true)
-  [[ -z $bad ]] || die "staging replace directives not at $STAGING_VERSION in $k; run: scripts/kube-assets.sh update-modules"
+requires() {  # module-dir module version
+  grep -Eq "^[[:space:]]*(require[[:space:]]+)?${2//./\\.} v${3//./\\.}([[:space:]]|$)" "$SRC/$1/go.mod"
 }
 
-stamp_text() {
-  echo "KUBE_VERSION=$KUBE_VERSION"
-  echo "ETCD_VERSION=$ETCD_VERSION"
-  (cd "$SRC" && sha256sum kubernetes/go.mod kubernetes/go.sum etcd/go.mod etcd/go.sum)
+check_modules() {
+  local m bad
+  for m in kubernetes etcd node coredns crictl helm kind; do
+    [[ -f "$SRC/$m/go.mod" && -f "$SRC/$m/go.sum" ]] ||
+      die "hack/kube-assets/$m/go.{mod,sum} missing; run: scripts/kube-assets.sh update-modules"
+  done
+  if ! requires kubernetes k8s.io/kubernetes "$KUBE_VERSION" ||
+    ! requires node k8s.io/kubernetes "$KUBE_VERSION" ||
+    ! requires etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION" ||
+    ! requires coredns github.com/coredns/coredns "$COREDNS_VERSION" ||
+    ! requires crictl sigs.k8s.io/cri-tools "$CRICTL_VERSION" ||
+    ! requires helm "helm.sh/helm/v$HELM_MAJOR" "$HELM_VERSION" ||
+    ! requires kind sigs.k8s.io/kind "$KIND_VERSION"; then
+    die "hack/kube-assets/*/go.mod do not match versions.env; run: scripts/kube-assets.sh update-modules"
+  fi
+  for m in kubernetes node; do
+    bad=$(grep -E '=> k8s\.io/[A-Za-z0-9._-]+ v' "$SRC/$m/go.mod" | grep -Fv " $STAGING_VERSION" || true)
+    [[ -z $bad ]] || die "staging replace directives not at $STAGING_VERSION in $SRC/$m/go.mod; run: scripts/kube-assets.sh update-modules"
+  done
+}
+
+stamp_text() {  # set
+  local m files=()
+  case $1 in
+    plane)
+      echo "KUBE_VERSION=$KUBE_VERSION"
+      echo "ETCD_VERSION=$ETCD_VERSION"
+      ;;
+    node)
+      echo "KUBE_VERSION=$KUBE_VERSION"
+      echo "COREDNS_VERSION=$COREDNS_VERSION"
+      echo "CRICTL_VERSION=$CRICTL_VERSION"
+      ;;
+    helm) echo "HELM_VERSION=$HELM_VERSION" ;;
+    kind) echo "KIND_VERSION=$KIND_VERSION" ;;
+  esac
+  for m in $(set_modules "$1"); do files+=("$m/go.mod" "$m/go.sum"); done
+  [[ $1 != node ]] || files+=(coredns/main.go)
+  (cd "$SRC" && sha256sum "${files[@]}")
 }
 
 has_bins() {  # dir bin...
@@ -129,8 +253,9 @@ has_bins() {  # dir bin...
   for b in "$@"; do [[ -f "$d/$b" && -x "$d/$b" ]] || return 1; done
 }
 
-is_complete() {  # dir
-  has_bins "$1" "${ALL_BINS[@]}" && [[ -f "$1/.stamp" ]] && [[ "$(cat "$1/.stamp")" == "$(stamp_text)" ]]
+is_complete() {  # set dir
+  # shellcheck disable=SC2046  # word splitting of the binaries' names is intended
+  has_bins "$2" $(set_bins "$1") && [[ -f "$2/.stamp" ]] && [[ "$(cat "$2/.stamp")" == "$(stamp_text "$1")" ]]
 }
 
 # Release time of a module version as recorded by the module proxy (reproducible buildDate).
@@ -139,8 +264,17 @@ module_time() {  # dir module@version
     sed -n 's/^[[:space:]]*"Time": "\(.*\)",\{0,1\}$/\1/p') || true
 }
 
-build_into() {  # tmpdir
-  local out=$1 b t0 ldf k date
+go_build() {  # module out ldflags package
+  local t0
+  log "building $(basename "$2") ..."
+  t0=$(date +%s)
+  (cd "$SRC/$1" &&
+    gocmd GOFLAGS="-mod=readonly -buildvcs=false" go build -trimpath -ldflags "$3" -o "$2" "$4") >&2
+  log "built $(basename "$2") in $(($(date +%s) - t0))s ($(du -h "$2" | cut -f1))"
+}
+
+kube_ldflags() {
+  local ldf k date
   date=$(module_time "$SRC/kubernetes" "k8s.io/kubernetes@v$KUBE_VERSION")
   [[ -n $date ]] || date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   # As hack/lib/version.sh (kube::version::ldflags) does for official builds.
@@ -149,26 +283,46 @@ build_into() {  # tmpdir
            "gitTreeState=clean" "gitCommit=" "buildDate=$date"; do
     ldf+=" -X 'k8s.io/component-base/version.$k' -X 'k8s.io/client-go/pkg/version.$k'"
   done
-  for b in "${KUBE_BINS[@]}"; do
-    log "building $b v$KUBE_VERSION ..."
-    t0=$(date +%s)
-    (cd "$SRC/kubernetes" &&
-      gocmd GOFLAGS="-mod=readonly -buildvcs=false" go build -trimpath -ldflags "$ldf" -o "$out/$b" "k8s.io/kubernetes/cmd/$b") >&2
-    log "built $b in $(($(date +%s) - t0))s ($(du -h "$out/$b" | cut -f1))"
-  done
-  log "building etcd v$ETCD_VERSION ..."
-  t0=$(date +%s)
-  (cd "$SRC/etcd" &&
-    gocmd GOFLAGS="-mod=readonly -buildvcs=false" go build -trimpath \
-      -ldflags "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=v$ETCD_VERSION" \
-      -o "$out/etcd" go.etcd.io/etcd/server/v3) >&2
-  log "built etcd in $(($(date +%s) - t0))s ($(du -h "$out/etcd" | cut -f1))"
-  "$out/kube-apiserver" --version >&2
-  "$out/etcd" --version | head -1 >&2
+  echo "$ldf"
 }
 
-build() {
-  if [[ -n ${KUBEBUILDER_ASSETS:-} ]]; then
+build_into() {  # set tmpdir
+  local out=$2 b ldf
+  case $1 in
+    plane)
+      ldf=$(kube_ldflags)
+      for b in "${KUBE_BINS[@]}"; do go_build kubernetes "$out/$b" "$ldf" "k8s.io/kubernetes/cmd/$b"; done
+      go_build etcd "$out/etcd" "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=v$ETCD_VERSION" \
+        go.etcd.io/etcd/server/v3
+      "$out/kube-apiserver" --version >&2
+      "$out/etcd" --version | head -1 >&2
+      ;;
+    node)
+      ldf=$(kube_ldflags)
+      for b in "${NODE_KUBE_BINS[@]}"; do go_build node "$out/$b" "$ldf" "k8s.io/kubernetes/cmd/$b"; done
+      go_build coredns "$out/coredns" \
+        "-s -w -X github.com/coredns/coredns/coremain.GitCommit=v$COREDNS_VERSION" .
+      go_build crictl "$out/crictl" \
+        "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=v$CRICTL_VERSION" \
+        sigs.k8s.io/cri-tools/cmd/crictl
+      "$out/kubelet" --version >&2
+      ;;
+    helm)
+      go_build helm "$out/helm" \
+        "-s -w -X helm.sh/helm/v$HELM_MAJOR/internal/version.version=v$HELM_VERSION" \
+        "helm.sh/helm/v$HELM_MAJOR/cmd/helm"
+      "$out/helm" version --short >&2
+      ;;
+    kind)
+      go_build kind "$out/kind" "-s -w" sigs.k8s.io/kind
+      "$out/kind" version >&2
+      ;;
+  esac
+}
+
+build() {  # set
+  local set=$1
+  if [[ $set == plane && -n ${KUBEBUILDER_ASSETS:-} ]]; then
     if has_bins "$KUBEBUILDER_ASSETS" "${REQUIRED_BINS[@]}"; then
       log "using KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS"
       printf '%s\n' "$KUBEBUILDER_ASSETS"
@@ -177,10 +331,10 @@ build() {
     log "KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS lacks one of ${REQUIRED_BINS[*]}; ignoring it"
   fi
   local vdir bindir tmp t0 old
-  vdir="${XDG_CACHE_HOME:-$HOME/.cache}/pgparity/kube/k8s-v$KUBE_VERSION-etcd-v$ETCD_VERSION"
+  vdir="${XDG_CACHE_HOME:-$HOME/.cache}/pgparity/kube/$(set_dir "$set")"
   bindir="$vdir/bin"
   check_modules
-  if is_complete "$bindir"; then
+  if is_complete "$set" "$bindir"; then
     log "up to date: $bindir"
     printf '%s\n' "$bindir"
     return 0
@@ -192,7 +346,7 @@ build() {
   if command -v flock >/dev/null 2>&1; then
     flock -n 9 || { log "another build holds $vdir/.lock; waiting"; flock 9; }
   fi
-  if is_complete "$bindir"; then
+  if is_complete "$set" "$bindir"; then
     printf '%s\n' "$bindir"
     return 0
   fi
@@ -200,10 +354,10 @@ build() {
   tmp=$(mktemp -d "$vdir/bin.tmp.XXXXXX")
   # shellcheck disable=SC2064
   trap "rm -rf '$tmp'" EXIT
-  log "building into $tmp (go: $(go env GOVERSION), GOMODCACHE=$(go env GOMODCACHE), GOCACHE=$(go env GOCACHE))"
+  log "building $set into $tmp (go: $(go env GOVERSION), GOMODCACHE=$(go env GOMODCACHE), GOCACHE=$(go env GOCACHE))"
   t0=$(date +%s)
-  build_into "$tmp"
-  stamp_text >"$tmp/.stamp"
+  build_into "$set" "$tmp"
+  stamp_text "$set" >"$tmp/.stamp"
   chmod 755 "$tmp"
   if [[ -e $bindir ]]; then   # stale or incomplete: move aside, then swap in the new one
     old=$(mktemp -d "$vdir/bin.old.XXXXXX")
@@ -217,8 +371,8 @@ build() {
 }
 
 case "${1:-build}" in
-  build) build ;;
+  build) build "${2:-plane}" ;;
   update-modules) update_modules ;;
-  -h|--help|help) sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' ;;
+  -h|--help|help) sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' ;;
   *) die "unknown command '$1' (try --help)" ;;
 esac

@@ -1,4 +1,4 @@
-"""Test tiers by directory: tests/unit → unit, tests/pg → pg, tests/kube → kube."""
+"""Test tiers by directory: tests/unit, tests/pg, tests/kube, tests/node (markers alike)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import signal
 
 import pytest
 
-pytest_plugins = ["fix_pg", "fix_kube", "fix_operator"]
+pytest_plugins = ["fix_pg", "fix_kube", "fix_operator", "fix_node"]
 
-_TIERS = ("unit", "pg", "kube")
+_TIERS = ("unit", "pg", "kube", "node")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

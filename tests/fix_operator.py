@@ -345,11 +345,14 @@ class JobPlayer:
         self.container = job["spec"]["template"]["spec"]["containers"][0]
 
     def mounts(self) -> dict[str, Path]:
-        """ConfigMap volumes written to directories, as the kubelet mounts them."""
+        """ConfigMap volumes written to directories, as the kubelet mounts them. (The Job's
+        emptyDir at /tmp needs no playing: the command runs where /tmp is writable.)"""
         volumes = {v["name"]: v for v in self.job["spec"]["template"]["spec"]["volumes"]}
         mounted = {}
         for mount in self.container.get("volumeMounts", []):
             source = volumes[mount["name"]]
+            if "configMap" not in source:
+                continue
             directory = self.workdir / mount["name"]
             directory.mkdir(parents=True, exist_ok=True)
             configmap = get(self.plane, self.namespace, "configmap", source["configMap"]["name"])

@@ -323,14 +323,22 @@ _LEAF_CERTS = {
 }
 
 
-def make_pki(pki: Path) -> None:
-    """Per-run CA, apiserver serving cert, admin client cert and service-account key pair."""
+def make_pki(pki: Path, node_ip: str | None = None) -> None:
+    """Per-run CA, apiserver serving cert, admin client cert and service-account key pair.
+
+    With ``node_ip`` the serving certificate also names that address and the Service's
+    cluster-domain name, by which Pods on a real node reach the API server.
+    """
     pki.mkdir(mode=0o700, exist_ok=True)
     _openssl(pki, "req", "-x509", *_EC_KEY, "-keyout", "ca.key", "-out", "ca.crt",
              "-days", "3650", "-subj", "/CN=pgparity-test-ca",
              "-addext", "basicConstraints=critical,CA:TRUE",
              "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature")  # fmt: skip
     for name, (subject, extensions) in _LEAF_CERTS.items():
+        if name == "apiserver" and node_ip is not None:
+            extensions = extensions.replace(
+                "IP:10.0.0.1", f"IP:10.0.0.1,IP:{node_ip},DNS:kubernetes.default.svc.cluster.local"
+            )
         (pki / f"{name}.ext").write_text(extensions)
         _openssl(pki, "req", *_EC_KEY, "-keyout", f"{name}.key", "-out", f"{name}.csr",
                  "-subj", subject)  # fmt: skip
@@ -379,12 +387,26 @@ def etcd_args(data_dir: Path, client_url: str, peer_url: str) -> list[str]:
     ]
 
 
-def apiserver_args(state: Path, etcd_url: str, port: int) -> list[str]:
+def apiserver_args(state: Path, etcd_url: str, port: int, node_ip: str | None = None) -> list[str]:
+    """Serving on loopback; with ``node_ip`` (a real node's network namespace, nothing else in
+    it) on every address there, advertising the node IP as the ``kubernetes`` Service's endpoint."""
     pki = state / "pki"
+    if node_ip is not None:
+        serving = [
+            "--bind-address=0.0.0.0",
+            f"--advertise-address={node_ip}",
+            "--kubelet-preferred-address-types=InternalIP",
+        ]
+    else:
+        # No kubelets or other apiservers: don't reconcile the `kubernetes` Service endpoints.
+        serving = [
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            "--endpoint-reconciler-type=none",
+        ]
     return [
         f"--etcd-servers={etcd_url}",
-        "--bind-address=127.0.0.1",
-        "--advertise-address=127.0.0.1",
+        *serving,
         f"--secure-port={port}",
         f"--cert-dir={state / 'apiserver-certs'}",  # default /var/run/kubernetes
         f"--tls-cert-file={pki / 'apiserver.crt'}",
@@ -396,8 +418,6 @@ def apiserver_args(state: Path, etcd_url: str, port: int) -> list[str]:
         f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
         "--authorization-mode=RBAC",
         "--allow-privileged=true",
-        # No kubelets or other apiservers: don't reconcile the `kubernetes` Service endpoints.
-        "--endpoint-reconciler-type=none",
         "--enable-priority-and-fairness=false",  # less start-up work, no request queuing
         "--profiling=false",
     ]
@@ -438,6 +458,9 @@ class ControlPlane:
 
     ``die_with_parent`` (Linux): the children get SIGKILL when the thread that started them
     exits, so a killed test runner leaves no orphans. Start the plane from a long-lived thread.
+
+    ``node_ip``: the plane of a real node (``tests/nodeplane.py``), started inside the node's
+    network namespace: the API server serves on all its addresses and advertises ``node_ip``.
     """
 
     def __init__(
@@ -449,8 +472,10 @@ class ControlPlane:
         stop_grace: float = 10.0,
         die_with_parent: bool = True,
         wait_for_controllers: bool = True,
+        node_ip: str | None = None,
     ) -> None:
         self._assets = Path(assets) if assets is not None else None
+        self.node_ip = node_ip
         self._state_dir = Path(state_dir).resolve() if state_dir is not None else None
         self.ready_timeout = ready_timeout
         self.stop_grace = stop_grace
@@ -522,7 +547,7 @@ class ControlPlane:
         self._make_dir()
         atexit.register(self.stop)  # a test session that dies in Python still stops the plane
         try:
-            make_pki(self.dir / "pki")
+            make_pki(self.dir / "pki", self.node_ip)
             self._start_with_retries(t0)
         except BaseException:
             self.stop()
@@ -605,7 +630,9 @@ class ControlPlane:
 
     def _start_apiserver(self, etcd_url: str, port: int) -> None:
         self._server = f"https://127.0.0.1:{port}"
-        apiserver = self._spawn("kube-apiserver", apiserver_args(self.dir, etcd_url, port))
+        apiserver = self._spawn(
+            "kube-apiserver", apiserver_args(self.dir, etcd_url, port, self.node_ip)
+        )
         ctx = self._ssl_context()
         url = f"{self._server}/readyz"
         self._wait(apiserver, "ready (/readyz)", lambda: _http_get(url, ctx) == (200, "ok"))

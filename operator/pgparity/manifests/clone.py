@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pgparity.manifests.labels import CLONE_LABEL, child_name, labels, metadata, owner_reference
+from pgparity.manifests.pods import restricted_container, restricted_pod, tmp_mount, tmp_volume
 from pgparity.models.staging_clone import KIND, StagingCloneSpec
 
 PORT = 5432
@@ -231,6 +232,12 @@ def _statefulset(
                 },
             },
             "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": storage}],
+            # The claims go with the StatefulSet (and so with the clone): a deleted clone
+            # leaves no volumes behind.
+            "persistentVolumeClaimRetentionPolicy": {
+                "whenDeleted": "Delete",
+                "whenScaled": "Retain",
+            },
         },
     }
 
@@ -303,6 +310,25 @@ def build_network_policy(clone: CloneRef, operator_namespace: str) -> dict[str, 
     }
 
 
+def wait_for_primary(clone: CloneRef, image: str) -> dict[str, Any]:
+    """An init container that returns once the primary accepts connections through its
+    Service: the seeding Job is created with the StatefulSets, and a primary still running
+    initdb would otherwise refuse it and use up the Job's retries."""
+    n = names(clone.name)
+    host = f"{n['rw']}.{clone.namespace}.svc"
+    return {
+        "name": "wait-for-primary",
+        "image": image,
+        "command": [
+            "sh",
+            "-c",
+            f"until pg_isready -q -h {host} -p {PORT} -U {SUPERUSER} -t 5; do sleep 2; done",
+        ],
+        "volumeMounts": [tmp_mount()],
+        "securityContext": restricted_container(),
+    }
+
+
 def build_seed_job(clone: CloneRef, spec: StagingCloneSpec, image: str) -> dict[str, Any]:
     """``pgparity restore`` from an archive, or ``pgparity seed`` from a live source."""
     n = names(clone.name)
@@ -313,8 +339,8 @@ def build_seed_job(clone: CloneRef, spec: StagingCloneSpec, image: str) -> dict[
             "valueFrom": {"secretKeyRef": {"name": n["secret"], "key": "dsn"}},
         }
     ]
-    volumes: list[dict[str, Any]] = []
-    mounts: list[dict[str, Any]] = []
+    volumes: list[dict[str, Any]] = [tmp_volume()]
+    mounts: list[dict[str, Any]] = [tmp_mount()]
     if spec.source.archive is not None:
         archive = spec.source.archive
         command = [
@@ -383,7 +409,8 @@ def build_seed_job(clone: CloneRef, spec: StagingCloneSpec, image: str) -> dict[
                 "metadata": {"labels": pod_labels},
                 "spec": {
                     "restartPolicy": "Never",
-                    "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
+                    "securityContext": restricted_pod(),
+                    "initContainers": [wait_for_primary(clone, image)],
                     "containers": [
                         {
                             "name": "seed",
@@ -391,6 +418,7 @@ def build_seed_job(clone: CloneRef, spec: StagingCloneSpec, image: str) -> dict[
                             "command": command,
                             "env": env,
                             "volumeMounts": mounts,
+                            "securityContext": restricted_container(),
                         }
                     ],
                     "volumes": volumes,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from pgparity.manifests.labels import labels
+from pgparity.manifests.pods import restricted_container, restricted_pod, tmp_mount, tmp_volume
 from pgparity.models.common import GROUP
 
 OPERATOR = "pgparity-operator"
@@ -87,12 +88,14 @@ def operator_rbac(namespace: str, account: str = OPERATOR) -> list[dict[str, Any
 def operator_deployment(
     namespace: str,
     image: str,
+    postgres_image: str,
     account: str = OPERATOR,
     metrics_port: int = 9090,
     liveness_port: int = 8080,
 ) -> list[dict[str, Any]]:
     """The operator's Deployment (one replica, Recreate: kopf must never run twice) and the
-    Service Prometheus scrapes."""
+    Service Prometheus scrapes. ``postgres_image``: the repository of builtin clones' servers
+    (tagged with their major version)."""
     lab = labels(OPERATOR, "operator")
     selector = {"app.kubernetes.io/name": "pgparity", "app.kubernetes.io/component": "operator"}
     container = {
@@ -101,6 +104,7 @@ def operator_deployment(
         "args": ["operator"],
         "env": [
             {"name": "PGPARITY_IMAGE", "value": image},
+            {"name": "PGPARITY_POSTGRES_IMAGE", "value": postgres_image},
             {
                 "name": "PGPARITY_OPERATOR_NAMESPACE",
                 "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
@@ -118,11 +122,8 @@ def operator_deployment(
             "failureThreshold": 4,
         },
         "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "volumeMounts": [tmp_mount()],
+        "securityContext": restricted_container(),
     }
     return [
         {
@@ -137,8 +138,9 @@ def operator_deployment(
                     "metadata": {"labels": lab},
                     "spec": {
                         "serviceAccountName": account,
-                        "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
+                        "securityContext": restricted_pod(),
                         "containers": [container],
+                        "volumes": [tmp_volume()],
                     },
                 },
             },

@@ -25,6 +25,7 @@ from pgparity.manifests.labels import (
     metadata,
     owner_reference,
 )
+from pgparity.manifests.pods import restricted_container, restricted_pod, tmp_mount, tmp_volume
 from pgparity.models.codec import encode
 from pgparity.models.migration_validation import KIND, MigrationValidationSpec, TrafficMode
 
@@ -256,12 +257,11 @@ def build_job(
             "requests": {"cpu": "100m", "memory": "128Mi"},
             "limits": {"cpu": cpu, "memory": memory},
         },
-        "volumeMounts": [{"name": "inputs", "mountPath": INPUTS_DIR, "readOnly": True}],
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "volumeMounts": [
+            {"name": "inputs", "mountPath": INPUTS_DIR, "readOnly": True},
+            tmp_mount(),
+        ],
+        "securityContext": restricted_container(),
     }
     return {
         "apiVersion": "batch/v1",
@@ -275,9 +275,12 @@ def build_job(
                 "spec": {
                     "restartPolicy": "Never",
                     "serviceAccountName": n["account"],
-                    "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
+                    "securityContext": restricted_pod(),
                     "containers": [container],
-                    "volumes": [{"name": "inputs", "configMap": {"name": n["inputs"]}}],
+                    "volumes": [
+                        {"name": "inputs", "configMap": {"name": n["inputs"]}},
+                        tmp_volume(),
+                    ],
                 },
             },
         },
