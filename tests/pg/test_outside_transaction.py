@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import threading
+import time
+from typing import Any
+
+import psycopg
 
 from fix_pg import PgDatabase, validate_sql
 from pgparity.models.report import Phase, Verdict
@@ -18,6 +22,33 @@ def _index_exists(db: PgDatabase, name: str) -> bool:
     return db.scalar(f"SELECT to_regclass('{name}') IS NOT NULL") is True
 
 
+class _ReleaseWhenWaiting(threading.Thread):
+    """Commits ``reader`` ``hold_ms`` after a CREATE INDEX CONCURRENTLY is seen waiting on a
+    lock (its wait for older snapshots), or after 60 s if it never is."""
+
+    def __init__(self, db: PgDatabase, reader: psycopg.Connection[Any], hold_ms: int) -> None:
+        super().__init__(daemon=True)
+        self._db, self._reader, self._hold = db, reader, hold_ms / 1000
+        self.saw_it_waiting = False
+
+    def run(self) -> None:
+        deadline = time.monotonic() + 60
+        with self._db.connect() as watcher:
+            while not self.saw_it_waiting and time.monotonic() < deadline:
+                row = watcher.execute(_CIC_WAITING).fetchone()
+                self.saw_it_waiting = bool(row and row[0])
+                time.sleep(0.02)
+        if self.saw_it_waiting:
+            time.sleep(self._hold)
+        self._reader.execute("COMMIT")
+
+
+_CIC_WAITING = (
+    "SELECT count(*) > 0 FROM pg_stat_activity "
+    "WHERE query ILIKE 'CREATE INDEX CONCURRENTLY%' AND wait_event_type = 'Lock'"
+)
+
+
 def test_create_index_concurrently_runs_on_a_clone_and_is_compensated(
     pg_db: PgDatabase, tmp_path
 ) -> None:
@@ -27,10 +58,10 @@ def test_create_index_concurrently_runs_on_a_clone_and_is_compensated(
     reader = pg_db.connect()
     reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
     reader.execute("SELECT 1")
-    # Released 1 s after the run starts: the rehearsal reaches CREATE INDEX CONCURRENTLY well
-    # before that (a few hundred ms on a loaded machine), so it waits at least 400 ms.
-    release = threading.Timer(1.0, reader.execute, args=("COMMIT",))
-    release.start()
+    # Released once the rehearsal is seen waiting for it (plus a pause, so the 10 ms lock
+    # sampler cannot miss the lock): no guess at how long the run takes to get there.
+    releaser = _ReleaseWhenWaiting(pg_db, reader, hold_ms=300)
+    releaser.start()
     try:
         report = validate_sql(
             pg_db,
@@ -39,12 +70,13 @@ def test_create_index_concurrently_runs_on_a_clone_and_is_compensated(
             tmp_path,
         )
     finally:
-        release.join()
+        releaser.join()
         reader.close()
+    assert releaser.saw_it_waiting
     assert report.verdict is Verdict.VALIDATED, report.findings
     concurrent = report.statements[1]
     assert concurrent.duration_ms is not None
-    assert concurrent.duration_ms >= 400  # it really waited for the older snapshot
+    assert concurrent.duration_ms >= 300  # it really waited for the older snapshot
     assert concurrent.phase is Phase.OUTSIDE_TRANSACTION
     assert concurrent.executed
     assert not concurrent.transactional
