@@ -22,11 +22,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from pgparity.engine.dryrun import Timeouts
-from pgparity.engine.localcluster import LocalCluster
-from pgparity.engine.observation import ObservationOptions, TrafficPlan
+from pgparity.engine.execute.dryrun import Timeouts
+from pgparity.engine.observe.observation import ObservationOptions, TrafficPlan
 from pgparity.engine.validate import MigrationFile, Target, ValidationOptions, validate
 from pgparity.models.quantities import parse_duration
+from pgparity.pg.localcluster import LocalCluster
 
 SCALE = int(os.environ.get("PGPARITY_BENCH_SCALE", "100"))
 ROUNDS = int(os.environ.get("PGPARITY_BENCH_ROUNDS", "7"))

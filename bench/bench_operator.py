@@ -52,9 +52,9 @@ from fix_operator import (  # noqa: E402 - tests/ is on the path now
     token_kubeconfig,
 )
 from kubeplane import ControlPlane  # noqa: E402
-from pgparity.engine.clone import mark_clone  # noqa: E402
-from pgparity.engine.localcluster import LocalCluster, free_port  # noqa: E402
 from pgparity.manifests.rbac import operator_rbac  # noqa: E402
+from pgparity.pg.clone import mark_clone  # noqa: E402
+from pgparity.pg.localcluster import LocalCluster, free_port  # noqa: E402
 
 GROUP, VERSION = "pgparity.io", "v1alpha1"
 OPERATOR_NAMESPACE = "pgparity-system"

@@ -26,10 +26,10 @@ from pathlib import Path
 import psycopg
 from psycopg import conninfo, sql
 
-from pgparity.engine.dryrun import Timeouts
-from pgparity.engine.localcluster import LocalCluster
+from pgparity.engine.execute.dryrun import Timeouts
 from pgparity.engine.validate import MigrationFile, Target, ValidationOptions, validate
 from pgparity.models.quantities import parse_duration
+from pgparity.pg.localcluster import LocalCluster
 
 SIZES = tuple(int(n) for n in os.environ.get("PGPARITY_BENCH_SIZES", "1000,2000,4000").split(","))
 EXISTING_TABLES = int(os.environ.get("PGPARITY_BENCH_EXISTING", "1000"))

@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg
 from psycopg import conninfo, sql
 
-from pgparity.engine.localcluster import LocalCluster
+from pgparity.pg.localcluster import LocalCluster
 
 SCALE = int(os.environ.get("PGPARITY_BENCH_SCALE", "50"))
 USERS = int(os.environ.get("PGPARITY_BENCH_USERS", "1000000"))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from psycopg import conninfo
 
-from pgparity.engine.localcluster import LocalCluster
+from pgparity.pg.localcluster import LocalCluster
 
 HERE = Path(__file__).resolve().parent
 PGBENCH_SCALE = int(os.environ.get("PGPARITY_DEMO_SCALE", "50"))  # 100,000 accounts each

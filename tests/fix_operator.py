@@ -31,8 +31,8 @@ import yaml
 from fix_kube import wait_for
 from fix_pg import PgDatabase, _create_database, _drop_database
 from kubeplane import ControlPlane
-from pgparity.engine.localcluster import LocalCluster, free_port
 from pgparity.manifests.rbac import operator_rbac
+from pgparity.pg.localcluster import LocalCluster, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 OPERATOR_NAMESPACE = "pgparity-system"

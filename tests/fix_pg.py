@@ -21,14 +21,14 @@ import psycopg
 import pytest
 from psycopg import conninfo, sql
 
-from pgparity.engine.clone import mark_clone
-from pgparity.engine.dryrun import Timeouts
-from pgparity.engine.localcluster import LocalCluster
-from pgparity.engine.observation import ObservationOptions, TrafficPlan
+from pgparity.engine.execute.dryrun import Timeouts
+from pgparity.engine.observe.observation import ObservationOptions, TrafficPlan
 from pgparity.engine.validate import MigrationFile, Target, ValidationOptions, validate
 from pgparity.models.quantities import parse_duration
 from pgparity.models.report import ValidationReport
 from pgparity.models.workload import ExplainFile, Workload, WorkloadStatement
+from pgparity.pg.clone import mark_clone
+from pgparity.pg.localcluster import LocalCluster
 
 _counter = itertools.count(1)
 

@@ -35,7 +35,7 @@ from fix_operator import (
 )
 from fix_pg import PgDatabase, _create_database, _drop_database
 from kubeplane import ControlPlane
-from pgparity.engine.localcluster import LocalCluster
+from pgparity.pg.localcluster import LocalCluster
 
 pytestmark = pytest.mark.kube
 

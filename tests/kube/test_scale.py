@@ -24,7 +24,7 @@ from fix_operator import Operator, external_clone_documents
 from fix_pg import PgDatabase
 from kubeplane import ControlPlane
 from pgparity import config
-from pgparity.engine.localcluster import free_port
+from pgparity.pg.localcluster import free_port
 
 pytestmark = pytest.mark.kube
 

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from fix_pg import PgDatabase
-from pgparity.engine.clonecheck import inspect_clone, sample_clone
+from pgparity.clonecheck import inspect_clone, sample_clone
 from pgparity.errors import DatabaseError
 from pgparity.kube import client as kube
 

@@ -16,7 +16,7 @@ import pytest
 from psycopg import conninfo
 
 from fix_pg import PgDatabase, postgres_processes_under, start_local_validation
-from pgparity.engine.localcluster import LocalCluster, free_port
+from pgparity.pg.localcluster import LocalCluster, free_port
 
 PGPARITY = [sys.executable, "-m", "pgparity"]
 
@@ -180,7 +180,7 @@ def test_digest_and_drift(pg_db: PgDatabase, tmp_path: Path) -> None:
 
 
 def test_digest_connection_is_read_only(pg_db: PgDatabase) -> None:
-    from pgparity.engine.connection import connect
+    from pgparity.pg.connection import connect
 
     with (
         connect(pg_db.dsn, read_only=True) as conn,

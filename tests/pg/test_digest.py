@@ -9,8 +9,8 @@ import psycopg
 import pytest
 
 from fix_pg import PgDatabase
-from pgparity.engine.digest import CatalogSnapshot, ChangeKind, diff_snapshots, take_snapshot
-from pgparity.engine.localcluster import LocalCluster
+from pgparity.pg.localcluster import LocalCluster
+from pgparity.schema.digest import CatalogSnapshot, ChangeKind, diff_snapshots, take_snapshot
 
 TYPES = """
 CREATE EXTENSION IF NOT EXISTS citext;

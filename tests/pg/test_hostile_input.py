@@ -21,7 +21,7 @@ import pytest
 from psycopg import conninfo
 
 from fix_pg import PgDatabase, postgres_processes_under, start_local_validation
-from pgparity.engine.localcluster import LocalCluster, free_port
+from pgparity.pg.localcluster import LocalCluster, free_port
 
 PGPARITY = [sys.executable, "-m", "pgparity"]
 HANG = 20.0  # seconds after which a run counts as hung
@@ -623,7 +623,7 @@ class TestStaleLocalDirectories:
     def test_an_orphaned_postmaster_is_stopped_and_its_directory_removed(
         self, workdir: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        from pgparity.engine.localcluster import OWNER_FILE, process_start, remove_stale_clusters
+        from pgparity.pg.localcluster import OWNER_FILE, process_start, remove_stale_clusters
 
         monkeypatch.setenv("PGPARITY_WORKDIR", str(workdir))
         with LocalCluster(durable=False, replicas=0) as cluster:
@@ -643,7 +643,7 @@ class TestStaleLocalDirectories:
             assert not directory.exists()
 
     def test_what_is_not_provably_stale_is_left_alone(self, workdir: Path) -> None:
-        from pgparity.engine.localcluster import OWNER_FILE, process_start, remove_stale_clusters
+        from pgparity.pg.localcluster import OWNER_FILE, process_start, remove_stale_clusters
 
         def make(name: str, owner: dict[str, object] | None) -> Path:
             directory = workdir / f"pgparity-cluster-{name}"

@@ -6,8 +6,8 @@ import psycopg
 import pytest
 
 from fix_pg import PgDatabase, validate_sql
-from pgparity.engine.holdlock import HoldLock
-from pgparity.engine.observation import Budgets, ObservationOptions, TrafficPlan
+from pgparity.engine.observe.holdlock import HoldLock
+from pgparity.engine.observe.observation import Budgets, ObservationOptions, TrafficPlan
 from pgparity.models.migration_validation import ExplainQuery
 from pgparity.models.report import Verdict
 from pgparity.models.workload import ExplainFile, Workload

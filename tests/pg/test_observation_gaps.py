@@ -25,7 +25,7 @@ from fix_pg import (
     table_t,
     wait_for_progress,
 )
-from pgparity.engine.localcluster import LocalCluster
+from pgparity.pg.localcluster import LocalCluster
 
 ROWS = table_t(1000)
 

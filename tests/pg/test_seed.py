@@ -21,8 +21,8 @@ import pytest
 from psycopg import sql
 
 from fix_pg import PgDatabase, _create_database, _drop_database, validate_sql
-from pgparity.engine.clone import database_settings, mark_clone
-from pgparity.engine.localcluster import LocalCluster
+from pgparity.pg.clone import database_settings, mark_clone
+from pgparity.pg.localcluster import LocalCluster
 from pgparity.seed.transforms import hmac_sql, key_options
 
 PGPARITY = [sys.executable, "-m", "pgparity"]

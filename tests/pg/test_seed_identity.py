@@ -25,7 +25,7 @@ import psycopg
 import pytest
 from psycopg import conninfo, sql
 
-from pgparity.engine.localcluster import LocalCluster
+from pgparity.pg.localcluster import LocalCluster
 
 PGPARITY = [sys.executable, "-m", "pgparity"]
 READER, READER_PASSWORD = "reader", "reader-secret-pw"

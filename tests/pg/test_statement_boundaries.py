@@ -15,13 +15,13 @@ import psycopg
 import pytest
 
 from fix_pg import PgDatabase, committing_traffic, run_pgparity, table_t, validate_sql
-from pgparity.engine.connection import connect
-from pgparity.engine.observation import ObservationOptions, TrafficPlan
-from pgparity.engine.sqlexec import LexingChangedError, execute_one, fetch_rows
+from pgparity.engine.observe.observation import ObservationOptions, TrafficPlan
 from pgparity.errors import UsageError
 from pgparity.models.migration_validation import ExplainQuery
 from pgparity.models.report import Verdict
 from pgparity.models.workload import ExplainFile, ParamSpec, Workload, WorkloadStatement
+from pgparity.pg.connection import connect
+from pgparity.pg.sqlexec import LexingChangedError, execute_one, fetch_rows
 
 ROWS = table_t(100)
 MULTI = [

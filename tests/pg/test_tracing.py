@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from fix_pg import PgDatabase, validate_sql
-from pgparity.engine.dryrun import Timeouts
+from pgparity.engine.execute.dryrun import Timeouts
 from pgparity.engine.validate import MigrationFile, Target, ValidationOptions, validate
 from pgparity.models.quantities import parse_duration
 from pgparity.models.report import Verdict

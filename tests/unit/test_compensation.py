@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pgparity.engine.compensation import concurrent_index_definition, plan_compensation
-from pgparity.engine.digest import CatalogSnapshot
+from pgparity.schema.compensation import concurrent_index_definition, plan_compensation
+from pgparity.schema.digest import CatalogSnapshot
 
 INDEX = {
     "schema": "public",

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from pgparity.engine.effects import BUILTIN_FUNCTIONS, EXTENSION_FUNCTIONS, Hazard
 from pgparity.engine.findings import effect_findings, static_findings
-from pgparity.engine.plans import explain_query_problem
-from pgparity.engine.statements import parse_migration
-from pgparity.engine.traffic import _statement_problem, _with_server_placeholders
+from pgparity.engine.observe.plans import explain_query_problem
+from pgparity.engine.observe.traffic import _statement_problem, _with_server_placeholders
+from pgparity.engine.sql.effects import BUILTIN_FUNCTIONS, EXTENSION_FUNCTIONS, Hazard
+from pgparity.engine.sql.statements import parse_migration
 from pgparity.models.report import Severity
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pgparity.engine import findings as rules
-from pgparity.engine.statements import parse_migration
+from pgparity.engine.sql.statements import parse_migration
 from pgparity.models.report import (
     Finding,
     LockRecord,

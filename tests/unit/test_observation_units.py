@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from pgparity.engine.findings import observation_gap_findings
-from pgparity.engine.holdlock import HoldLock
-from pgparity.engine.observation import Budgets
-from pgparity.engine.observer import (
+from pgparity.engine.observe.holdlock import HoldLock
+from pgparity.engine.observe.observation import Budgets
+from pgparity.engine.observe.observer import (
     ActivitySample,
     ObservationGap,
     Quantity,
@@ -20,12 +20,13 @@ from pgparity.engine.observer import (
     summarize,
     without_gaps,
 )
-from pgparity.engine.plans import PlanOutcome, compare, plan_shape
-from pgparity.engine.traffic import latency_stats
+from pgparity.engine.observe.plans import compare
+from pgparity.engine.observe.traffic import latency_stats
 from pgparity.errors import SpecError, UsageError
 from pgparity.models.migration_validation import ExplainQuery
 from pgparity.models.report import Severity
 from pgparity.models.workload import ExplainFile, Workload
+from pgparity.pg.explain import PlanOutcome, plan_shape
 
 MIGRATION = 100
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import pytest
 from psycopg import conninfo
 
-from pgparity.engine.connection import parse_dsn
 from pgparity.errors import UsageError
 from pgparity.models.report import Finding, Severity
+from pgparity.pg.connection import parse_dsn
 from pgparity.redaction import (
     Context,
     install_log_redaction,

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from pgparity.engine.reports import render, summary_line
+from pgparity.cli.render import render, summary_line
 from pgparity.errors import SpecError
 from pgparity.models.report import (
     Finding,

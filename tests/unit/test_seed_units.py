@@ -6,12 +6,12 @@ import pytest
 import yaml
 
 from pgparity.errors import SpecError
-from pgparity.models.policy import Policy, RowsMode
+from pgparity.models.policy import ALL_STATISTICS, KEPT_STATISTICS, Policy, RowsMode
 from pgparity.seed.catalog import ForeignKey, SourceCatalog, TableInfo
 from pgparity.seed.plan import copy_jobs
 from pgparity.seed.policy_check import check_policy, suggest_rule, suggested_policy_text
 from pgparity.seed.schema import parse_toc
-from pgparity.seed.transforms import HMAC_BLOCK, ColumnInfo, key_pads
+from pgparity.seed.transforms import HMAC_BLOCK, TRANSFORMS, ColumnInfo, key_pads
 
 
 def _column(
@@ -350,3 +350,9 @@ def test_the_table_of_contents_is_read_by_dump_id_and_oids_only() -> None:
         (3376, 0, 16415),
     ]
     assert entries[1].listing == "INDEX ATTACH ix \\connect postgres pgparity"
+
+
+def test_every_transform_says_which_statistics_it_keeps() -> None:
+    """Data parity reads this table (``models.policy``) without knowing the transforms."""
+    assert set(KEPT_STATISTICS) == set(TRANSFORMS)
+    assert all(kept <= ALL_STATISTICS for kept in KEPT_STATISTICS.values())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pgparity.engine.statements import OutsideAction, StatementKind, parse_migration
+from pgparity.engine.sql.statements import OutsideAction, StatementKind, parse_migration
 
 
 def test_statements_keep_text_line_and_column() -> None:

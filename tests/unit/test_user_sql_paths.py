@@ -17,18 +17,26 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2] / "operator" / "pgparity"
-CHECKED = ("engine", "parity")
-EXEMPT = {"engine/sqlexec.py"}  # the one module that sends user text, the way it must go
+CHECKED = ("engine", "parity", "pg", "schema", "clonecheck.py")
+EXEMPT = {"pg/sqlexec.py"}  # the one module that sends user text, the way it must go
 SENDING = {"execute", "executemany", "stream"}
 
 # (module, function, argument as written): why it is pgparity's own SQL.
 OWN_SQL = {
-    ("engine/digest.py", "take_snapshot", "query"): "iterates catalog_sql.ALL_OBJECT_QUERIES",
-    ("engine/outside.py", "_restore", "step.statement"): "compensation: sql.SQL from catalog",
-    ("engine/clonecheck.py", "_scalar", "query.encode()"): "callers pass module constants",
-    ("engine/residue.py", "_sequence_values", "query"): "sql.SQL join of sql.Identifiers",
-    ("engine/residue.py", "_attempt", "query"): "callers pass _SETVAL or _DROP_SLOT",
-    ("engine/observer.py", "_activity_sample", "query"): "one of two observer_sql constants",
+    ("schema/digest.py", "take_snapshot", "query"): "iterates catalog_sql.ALL_OBJECT_QUERIES",
+    (
+        "engine/execute/outside.py",
+        "_restore",
+        "step.statement",
+    ): "compensation: sql.SQL from catalog",
+    ("clonecheck.py", "_scalar", "query.encode()"): "callers pass module constants",
+    ("engine/execute/residue.py", "_sequence_values", "query"): "sql.SQL join of sql.Identifiers",
+    ("engine/execute/residue.py", "_attempt", "query"): "callers pass _SETVAL or _DROP_SLOT",
+    (
+        "engine/observe/observer.py",
+        "_activity_sample",
+        "query",
+    ): "one of two observer_sql constants",
 }
 
 
@@ -82,7 +90,8 @@ def _calls(path: Path) -> list[tuple[str, str, int]]:
 
 
 def _modules() -> list[Path]:
-    return sorted(p for package in CHECKED for p in (ROOT / package).rglob("*.py"))
+    paths = [ROOT / name for name in CHECKED]
+    return sorted(p for path in paths for p in ([path] if path.is_file() else path.rglob("*.py")))
 
 
 @pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(ROOT)))
@@ -96,7 +105,7 @@ def test_engines_send_only_their_own_sql_except_through_sqlexec(path: Path) -> N
         if (module, function, argument) not in OWN_SQL
     ]
     assert not unexplained, (
-        "send user SQL through pgparity.engine.sqlexec.execute_one (or list pgparity's own "
+        "send user SQL through pgparity.pg.sqlexec.execute_one (or list pgparity's own "
         "SQL in OWN_SQL with its reason): " + "; ".join(unexplained)
     )
 

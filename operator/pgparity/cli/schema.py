@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from pgparity.cli.common import EXIT_DRIFT, EXIT_OK, check_output_file
-from pgparity.engine.connection import connect
-from pgparity.engine.digest import CatalogSnapshot, diff_snapshots, take_snapshot
 from pgparity.engine.validate import check_digest_syntax
+from pgparity.pg.connection import connect
+from pgparity.schema.digest import CatalogSnapshot, diff_snapshots, take_snapshot
 
 
 def register(commands: Any) -> None:

@@ -21,13 +21,13 @@ from pgparity.cli.common import (
     write_atomically,
 )
 from pgparity.cli.validate import explain_file
-from pgparity.engine.connection import connect, describe_dsn
 from pgparity.errors import SpecError, UsageError
 from pgparity.inputs import KEY_FILE, read_bytes
 from pgparity.models.migration_validation import ExplainQuery
 from pgparity.models.policy import Policy
 from pgparity.parity.data import ParityReport, compare, plan_checks, read_side, with_checks
 from pgparity.parity.data import render_text as render_parity
+from pgparity.pg.connection import connect, describe_dsn
 from pgparity.redaction import sanitize
 from pgparity.seed.archive import restore, snapshot
 from pgparity.seed.catalog import read_catalog

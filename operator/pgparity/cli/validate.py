@@ -20,13 +20,12 @@ from pgparity.cli.common import (
     progress_printer,
     write_atomically,
 )
-from pgparity.engine.dryrun import Timeouts
-from pgparity.engine.holdlock import HoldLock
-from pgparity.engine.localcluster import LocalCluster
-from pgparity.engine.observation import Budgets, ObservationOptions, TrafficPlan
-from pgparity.engine.plans import check_explain_queries
-from pgparity.engine.reports import FORMATS, render, summary_line
-from pgparity.engine.traffic import check_workload
+from pgparity.cli.render import FORMATS, render, summary_line
+from pgparity.engine.execute.dryrun import Timeouts
+from pgparity.engine.observe.holdlock import HoldLock
+from pgparity.engine.observe.observation import Budgets, ObservationOptions, TrafficPlan
+from pgparity.engine.observe.plans import check_explain_queries
+from pgparity.engine.observe.traffic import check_workload
 from pgparity.engine.validate import (
     MigrationFile,
     Target,
@@ -39,6 +38,7 @@ from pgparity.inputs import SEED_SQL, check_no_nul
 from pgparity.models.quantities import is_duration, parse_duration, parse_size
 from pgparity.models.report import ValidationReport, Verdict
 from pgparity.models.workload import MAX_CLIENTS, MAX_RATE, ExplainFile, Workload
+from pgparity.pg.localcluster import LocalCluster
 from pgparity.redaction import sanitize_strings
 
 # PostgreSQL's limit on max_connections (MAX_BACKENDS): more sessions cannot be blocked.

@@ -11,14 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from pgparity.engine.digest import ObjectChange
-from pgparity.engine.dryrun import Refusal, RerunFailure
-from pgparity.engine.effects import Hazard
-from pgparity.engine.observation import Budgets
-from pgparity.engine.observer import ObservationGap, Quantity
-from pgparity.engine.outside import InvalidIndex
-from pgparity.engine.plans import PlanComparison
-from pgparity.engine.statements import ParsedMigration
+from pgparity.engine.execute.dryrun import Refusal, RerunFailure
+from pgparity.engine.execute.outside import InvalidIndex
+from pgparity.engine.observe.observation import Budgets
+from pgparity.engine.observe.observer import ObservationGap, Quantity
+from pgparity.engine.observe.plans import PlanComparison
+from pgparity.engine.sql.effects import Hazard
+from pgparity.engine.sql.statements import ParsedMigration
 from pgparity.models.quantities import format_bytes, format_ms
 from pgparity.models.report import (
     Finding,
@@ -28,6 +27,7 @@ from pgparity.models.report import (
     StatementObservation,
     StatementResult,
 )
+from pgparity.schema.digest import ObjectChange
 
 # What each lock mode that blocks the application stops (PostgreSQL docs, "Table-Level Locks").
 BLOCKING_MODES = {

@@ -20,10 +20,7 @@ from typing import Any
 import psycopg
 
 from pgparity.engine import findings as rules
-from pgparity.engine.clone import database_settings, is_clone
-from pgparity.engine.connection import connect, describe_dsn
-from pgparity.engine.digest import CatalogSnapshot, diff_snapshots, take_snapshot
-from pgparity.engine.dryrun import (
+from pgparity.engine.execute.dryrun import (
     AfterChecks,
     Timeouts,
     TransactionalRun,
@@ -31,18 +28,18 @@ from pgparity.engine.dryrun import (
     run_after_checks,
     run_in_rolled_back_transaction,
 )
-from pgparity.engine.observation import ObservationOptions, ObservationResult, ObservedRun
-from pgparity.engine.outside import OutsideRun, not_executed, rehearse_outside_transaction
-from pgparity.engine.plans import PlanComparison, PlanOutcome, check_explain_queries, compare
-from pgparity.engine.residue import (
+from pgparity.engine.execute.outside import OutsideRun, not_executed, rehearse_outside_transaction
+from pgparity.engine.execute.residue import (
     ResidueSnapshot,
     put_back,
     release_advisory_locks,
     take_residue_snapshot,
 )
-from pgparity.engine.residue import compare as residue_compare
-from pgparity.engine.statements import ParsedMigration, parse_migration
-from pgparity.engine.traffic import check_workload, existing_tables
+from pgparity.engine.execute.residue import compare as residue_compare
+from pgparity.engine.observe.observation import ObservationOptions, ObservationResult, ObservedRun
+from pgparity.engine.observe.plans import PlanComparison, check_explain_queries, compare
+from pgparity.engine.observe.traffic import check_workload, existing_tables
+from pgparity.engine.sql.statements import ParsedMigration, parse_migration
 from pgparity.errors import UsageError
 from pgparity.inputs import MIGRATION, check_text, read_text
 from pgparity.models.migration_validation import ExplainQuery
@@ -58,6 +55,10 @@ from pgparity.models.report import (
     decide_verdict,
 )
 from pgparity.models.workload import ExplainFile
+from pgparity.pg.clone import database_settings, is_clone
+from pgparity.pg.connection import connect, describe_dsn
+from pgparity.pg.explain import PlanOutcome
+from pgparity.schema.digest import CatalogSnapshot, diff_snapshots, take_snapshot
 
 Progress = Callable[[str], None]
 DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")

@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass, field
 
 from pgparity import metrics
-from pgparity.engine.clonecheck import sample_clone
+from pgparity.clonecheck import sample_clone
 from pgparity.errors import DatabaseError
 from pgparity.handlers.common import CallTimeoutError, Runtime, api, database, options
 from pgparity.handlers.indexes import Ref

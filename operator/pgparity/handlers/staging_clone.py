@@ -20,7 +20,7 @@ from typing import Any
 import kopf
 
 from pgparity import metrics
-from pgparity.engine.clonecheck import CloneHealth, inspect_clone
+from pgparity.clonecheck import CloneHealth, inspect_clone
 from pgparity.errors import SpecError
 from pgparity.handlers.common import (
     CallTimeoutError,

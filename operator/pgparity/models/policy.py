@@ -37,6 +37,37 @@ _POLICY_KEYS = ("version", "tables")
 _TABLE_KEYS = ("columns", "rows")
 
 
+# The pg_stats metrics the data parity report compares (``pgparity parity``).
+ALL_STATISTICS = frozenset({"null_frac", "n_distinct", "avg_width", "correlation"})
+# For each transform, the metrics its output keeps close to the input's: the parity report
+# checks only these on a masked column (a name-like mask reduces distinct values by design).
+# Shared knowledge of seeding (``seed.transforms``) and data parity (``parity``), kept here as
+# data so that neither depends on the other.
+KEPT_STATISTICS: Mapping[str, frozenset[str]] = {
+    "keep": ALL_STATISTICS,
+    "null": frozenset(),
+    "constant": frozenset({"null_frac"}),
+    "hash": frozenset({"null_frac", "n_distinct", "avg_width"}),
+    "hash_int": frozenset({"null_frac"}),
+    "uuid": frozenset({"null_frac", "n_distinct", "avg_width"}),
+    "email": frozenset({"null_frac", "n_distinct"}),
+    "name": frozenset({"null_frac"}),
+    "phone": frozenset({"null_frac"}),
+    "partial": frozenset({"null_frac", "avg_width"}),
+    "noise": frozenset({"null_frac", "avg_width", "correlation"}),
+    "date_shift": frozenset({"null_frac", "avg_width", "correlation"}),
+    "date_trunc": frozenset({"null_frac", "avg_width", "correlation"}),
+    "fill": frozenset({"null_frac", "avg_width"}),
+    "permute": frozenset({"null_frac", "n_distinct", "avg_width"}),
+    "jsonb_mask": frozenset({"null_frac"}),
+}
+
+
+def kept_statistics(transform: str) -> frozenset[str]:
+    """What a column masked by ``transform`` keeps; an unknown transform is compared fully."""
+    return KEPT_STATISTICS.get(transform, ALL_STATISTICS)
+
+
 class RowsMode(StrEnum):
     ALL = "all"
     NONE = "none"

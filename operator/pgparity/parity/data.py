@@ -16,10 +16,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from pgparity.engine.plans import explain, plan_changes
 from pgparity.models.migration_validation import ExplainQuery
-from pgparity.models.policy import Policy
-from pgparity.seed.transforms import ALL_METRICS, TRANSFORMS
+from pgparity.models.policy import ALL_STATISTICS, Policy, kept_statistics
+from pgparity.pg.explain import explain, plan_changes
 
 _TABLES = """
 SELECT n.nspname, c.relname, format('%I.%I', n.nspname, c.relname),
@@ -220,9 +219,7 @@ def _size_check(
 
 def _kept_metrics(policy: Policy | None, table: str, column: str) -> frozenset[str]:
     rule = policy.rule(table, column) if policy else None
-    if rule is None or rule.transform not in TRANSFORMS:
-        return ALL_METRICS
-    return TRANSFORMS[rule.transform].parity
+    return ALL_STATISTICS if rule is None else kept_statistics(rule.transform)
 
 
 def _column_checks(

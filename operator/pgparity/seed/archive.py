@@ -25,11 +25,11 @@ import psycopg
 from psycopg import sql
 
 from pgparity import __version__
-from pgparity.engine.clone import database_settings, mark_clone, set_database_setting
-from pgparity.engine.connection import connect, error_message
-from pgparity.engine.digest import take_snapshot
 from pgparity.errors import DatabaseError, UsageError
 from pgparity.inputs import BASELINE, read_text
+from pgparity.pg.clone import database_settings, mark_clone, set_database_setting
+from pgparity.pg.connection import connect, error_message
+from pgparity.schema.digest import take_snapshot
 from pgparity.seed.identity import check_single_host, check_writable, read_facts
 from pgparity.seed.schema import DUMP_OPTIONS, RESTORE_OPTIONS, target_dbname
 from pgparity.seed.target import check_replaceable, clear

@@ -31,8 +31,8 @@ from typing import Any
 import psycopg
 from psycopg import pq, sql
 
-from pgparity.engine.connection import parse_dsn
 from pgparity.errors import UsageError
+from pgparity.pg.connection import parse_dsn
 
 PROBE_PREFIX = "pgparity-probe-"
 GRANT_CONTROL = "GRANT EXECUTE ON FUNCTION pg_catalog.pg_control_system() TO {role}"

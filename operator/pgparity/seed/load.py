@@ -19,8 +19,8 @@ from typing import Any
 
 import psycopg
 
-from pgparity.engine.connection import connect, error_message
 from pgparity.errors import DatabaseError, UsageError
+from pgparity.pg.connection import connect, error_message
 from pgparity.seed.plan import CopyJob
 from pgparity.seed.postdata import BuildTiming, PostDataEntry, build
 from pgparity.seed.progress import SeedProgress

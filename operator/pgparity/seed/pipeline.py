@@ -28,11 +28,11 @@ from typing import Any
 
 import psycopg
 
-from pgparity.engine.clone import database_settings, mark_clone, set_database_setting
-from pgparity.engine.connection import connect, error_message
-from pgparity.engine.digest import take_snapshot
 from pgparity.errors import DatabaseError, UsageError
 from pgparity.models.policy import Policy, RowsMode
+from pgparity.pg.clone import database_settings, mark_clone, set_database_setting
+from pgparity.pg.connection import connect, error_message
+from pgparity.schema.digest import take_snapshot
 from pgparity.seed.catalog import SourceCatalog, TableInfo, read_catalog
 from pgparity.seed.identity import check_single_host, prove_not_source
 from pgparity.seed.load import SEED_APPLICATION, LoadPlan, TableCopy, load

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from psycopg import conninfo
 
-from pgparity.engine.connection import parse_dsn
+from pgparity.pg.connection import parse_dsn
 from pgparity.seed.tools import ChildProcesses, run_tool
 
 # pg_dump options shared by seeding and archives: no owners or grants (roles differ on clones),

@@ -13,8 +13,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from pgparity.engine.clone import MARKER_SETTING, is_clone
 from pgparity.errors import UsageError
+from pgparity.pg.clone import MARKER_SETTING, is_clone
 
 _RELATIONS = """
 SELECT count(*) FROM pg_catalog.pg_class c

@@ -13,9 +13,9 @@ import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from pgparity.engine.connection import parse_dsn, redact
-from pgparity.engine.localcluster import find_pg_bindir
 from pgparity.errors import DatabaseError
+from pgparity.pg.connection import parse_dsn, redact
+from pgparity.pg.localcluster import find_pg_bindir
 
 # libpq connection parameters and the environment variables that set them.
 _ENVIRONMENT = {

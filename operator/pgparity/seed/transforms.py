@@ -91,9 +91,6 @@ class Transform:
     keyed: bool = True
     unique: Callable[[Mapping[str, Any]], bool] = field(default=lambda _: False)
     digest: bool = False  # reads value_digest(column)
-    # pg_stats metrics the output keeps close to the input's: the data parity report checks
-    # only these for a masked column; the others change by design.
-    parity: frozenset[str] = frozenset({"null_frac"})
     base_types: frozenset[str] = frozenset()  # when set, only columns of these (base) types
     check: Checker = _no_problems
 
@@ -165,7 +162,6 @@ def _words(filename: str) -> list[str]:
 
 FIRST_NAMES = _words("first_names.txt")
 LAST_NAMES = _words("last_names.txt")
-ALL_METRICS = frozenset({"null_frac", "n_distinct", "avg_width", "correlation"})
 TEXT = frozenset({"S"})
 NUMBERS = frozenset({"N"})
 TIMES = frozenset({"D"})
@@ -584,7 +580,6 @@ TRANSFORMS: dict[str, Transform] = {
             _keep,
             keyed=False,
             unique=lambda _: True,
-            parity=ALL_METRICS,
         ),
         Transform(
             "null",
@@ -593,7 +588,6 @@ TRANSFORMS: dict[str, Transform] = {
             ANY,
             _null,
             keyed=False,
-            parity=frozenset(),
         ),
         Transform(
             "constant",
@@ -621,7 +615,6 @@ TRANSFORMS: dict[str, Transform] = {
                 ),
             ),
             unique=_unique_if_long,
-            parity=frozenset({"null_frac", "n_distinct", "avg_width"}),
             digest=True,
         ),
         Transform(
@@ -641,7 +634,6 @@ TRANSFORMS: dict[str, Transform] = {
             frozenset({"U", "S"}),
             _uuid,
             unique=lambda _: True,
-            parity=frozenset({"null_frac", "n_distinct", "avg_width"}),
             digest=True,
         ),
         Transform(
@@ -652,7 +644,6 @@ TRANSFORMS: dict[str, Transform] = {
             _email,
             (Param("unique", bool, False, help="32-character local part"),),
             unique=lambda p: bool(p.get("unique")),
-            parity=frozenset({"null_frac", "n_distinct"}),
             digest=True,
         ),
         Transform(
@@ -684,7 +675,6 @@ TRANSFORMS: dict[str, Transform] = {
                 Param("mask", str, "*"),
             ),
             keyed=False,
-            parity=frozenset({"null_frac", "avg_width"}),
             check=_check_partial,
         ),
         Transform(
@@ -694,7 +684,6 @@ TRANSFORMS: dict[str, Transform] = {
             NUMBERS,
             _noise,
             (Param("percent", float, required=True, minimum=0.01, maximum=100),),
-            parity=frozenset({"null_frac", "avg_width", "correlation"}),
         ),
         Transform(
             "date_shift",
@@ -703,7 +692,6 @@ TRANSFORMS: dict[str, Transform] = {
             TIMES,
             _date_shift,
             (Param("days", int, required=True, minimum=1, maximum=MAX_SHIFT_DAYS),),
-            parity=frozenset({"null_frac", "avg_width", "correlation"}),
             digest=True,
             base_types=DATETIME_TYPES,
         ),
@@ -715,7 +703,6 @@ TRANSFORMS: dict[str, Transform] = {
             _date_trunc,
             (Param("unit", str, "month", choices=TIME_UNITS + DATE_UNITS),),
             keyed=False,
-            parity=frozenset({"null_frac", "avg_width", "correlation"}),
             base_types=DATETIME_TYPES,
             check=_check_date_trunc,
         ),
@@ -726,7 +713,6 @@ TRANSFORMS: dict[str, Transform] = {
             TEXT,
             _fill,
             keyed=False,
-            parity=frozenset({"null_frac", "avg_width"}),
         ),
         Transform(
             "permute",
@@ -735,7 +721,6 @@ TRANSFORMS: dict[str, Transform] = {
             NUMBERS,
             _permute,
             unique=lambda _: True,
-            parity=frozenset({"null_frac", "n_distinct", "avg_width"}),
             base_types=frozenset({"int4", "int8"}),
         ),
         Transform(
@@ -744,7 +729,6 @@ TRANSFORMS: dict[str, Transform] = {
             "keys, nesting, array lengths, booleans and nulls; joins on equal documents",
             frozenset({"U"}),
             _jsonb_mask,
-            parity=frozenset({"null_frac"}),
             base_types=frozenset({"json", "jsonb"}),
         ),
     )

@@ -36,9 +36,9 @@ from typing import Any
 
 import psycopg
 
-from pgparity.engine.clone import mark_clone
-from pgparity.engine.connection import connect
 from pgparity.errors import ClusterError, UsageError
+from pgparity.pg.clone import mark_clone
+from pgparity.pg.connection import connect
 from pgparity.redaction import sanitize
 
 SUPERUSER = "pgparity"

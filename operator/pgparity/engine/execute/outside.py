@@ -19,15 +19,15 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from pgparity.engine import trace
-from pgparity.engine.compensation import plan_compensation
-from pgparity.engine.connection import connect, error_message
-from pgparity.engine.digest import CatalogSnapshot, ObjectChange, take_snapshot
-from pgparity.engine.dryrun import Mark, ProgressPacer, Timeouts, TransactionalRun, no_mark
-from pgparity.engine.sqlexec import CATALOG_SEARCH_PATH, LexingChangedError, execute_one
-from pgparity.engine.statements import OutsideAction, Statement
+from pgparity.engine.execute import trace
+from pgparity.engine.execute.dryrun import Mark, ProgressPacer, Timeouts, TransactionalRun, no_mark
+from pgparity.engine.sql.statements import OutsideAction, Statement
 from pgparity.errors import DatabaseError
 from pgparity.models.report import StatementError, StatementResult
+from pgparity.pg.connection import connect, error_message
+from pgparity.pg.sqlexec import CATALOG_SEARCH_PATH, LexingChangedError, execute_one
+from pgparity.schema.compensation import plan_compensation
+from pgparity.schema.digest import CatalogSnapshot, ObjectChange, take_snapshot
 
 Progress = Callable[[str], None]
 LOCK_SAMPLE_SECONDS = 0.01

@@ -29,8 +29,8 @@ from pglast import ast
 from pglast.enums import VariableSetKind
 from pglast.visitors import Visitor
 
-from pgparity.engine.plpgsql import embedded_statements
-from pgparity.engine.sqlexec import PINNED_LEXING
+from pgparity.engine.sql.plpgsql import embedded_statements
+from pgparity.pg.sqlexec import PINNED_LEXING
 
 
 class Hazard(StrEnum):

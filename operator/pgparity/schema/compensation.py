@@ -18,7 +18,7 @@ from typing import Any
 
 from psycopg import sql
 
-from pgparity.engine.digest import CatalogSnapshot, ChangeKind, ObjectChange, diff_snapshots
+from pgparity.schema.digest import CatalogSnapshot, ChangeKind, ObjectChange, diff_snapshots
 
 
 @dataclass(frozen=True)

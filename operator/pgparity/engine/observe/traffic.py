@@ -23,12 +23,12 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from pgparity.engine.connection import connect
-from pgparity.engine.sqlexec import LexingChangedError, execute_one, fetch_rows
-from pgparity.engine.statements import parse_migration
+from pgparity.engine.sql.statements import parse_migration
 from pgparity.errors import UsageError
 from pgparity.models.quantities import parse_duration
 from pgparity.models.workload import ParamSpec, Workload, WorkloadStatement
+from pgparity.pg.connection import connect
+from pgparity.pg.sqlexec import LexingChangedError, execute_one, fetch_rows
 
 TRAFFIC_APPLICATION = "pgparity-traffic"
 # How a traffic transaction is recorded when its statement changed a lexer setting.

@@ -17,10 +17,10 @@ from typing import Any
 
 import psycopg
 
-from pgparity.engine import catalog_sql
-from pgparity.engine.connection import first_line
 from pgparity.errors import DatabaseError, UsageError
 from pgparity.inputs import BASELINE, read_text
+from pgparity.pg.connection import first_line
+from pgparity.schema import catalog_sql
 
 SNAPSHOT_VERSION = 1
 # Part of what is hashed, so a change to the canonical form changes every digest at once.

@@ -20,9 +20,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from pgparity.engine.connection import error_message
-from pgparity.engine.sqlexec import own_queries
 from pgparity.models.report import SideEffect, SideEffectKind
+from pgparity.pg.connection import error_message
+from pgparity.pg.sqlexec import own_queries
 
 # Sequences the session may read, in the schemas the digest covers.
 _SEQUENCES = """

@@ -16,9 +16,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from pgparity.engine.connection import connect, error_message
 from pgparity.errors import DatabaseError, UsageError, shown
 from pgparity.models.quantities import parse_duration
+from pgparity.pg.connection import connect, error_message
 
 HOLD_APPLICATION = "pgparity-hold-lock"
 

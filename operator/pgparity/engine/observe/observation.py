@@ -18,9 +18,8 @@ from typing import Any
 
 import psycopg
 
-from pgparity.engine.connection import connect
-from pgparity.engine.holdlock import HoldLock, LockHolder
-from pgparity.engine.observer import (
+from pgparity.engine.observe.holdlock import HoldLock, LockHolder
+from pgparity.engine.observe.observer import (
     DEFAULT_PERIOD_SECONDS,
     OBSERVER_OPTIONS,
     ObservationGap,
@@ -30,7 +29,7 @@ from pgparity.engine.observer import (
     summarize,
     without_gaps,
 )
-from pgparity.engine.traffic import (
+from pgparity.engine.observe.traffic import (
     TrafficRunner,
     auto_workload,
     existing_tables,
@@ -39,6 +38,7 @@ from pgparity.engine.traffic import (
 )
 from pgparity.models.report import StatementResult
 from pgparity.models.workload import Workload
+from pgparity.pg.connection import connect
 
 Progress = Callable[[str], None]
 REPLICA_CATCHUP_TIMEOUT_SECONDS = 30.0

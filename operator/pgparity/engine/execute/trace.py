@@ -21,8 +21,9 @@ from typing import Any
 
 import psycopg
 
-from pgparity.engine.sqlexec import SessionSettings, own_queries
 from pgparity.models.report import LockRecord
+from pgparity.pg.replication import parse_lsn
+from pgparity.pg.sqlexec import SessionSettings, own_queries
 
 _USER_RELATION = """
   -- catalog locks are the bookkeeping's; TOAST locks follow their table's
@@ -186,12 +187,6 @@ def rewritten(before: Mapping[int, RelationFile], after: Mapping[int, RelationFi
         for oid, old in before.items()
         if oid in after and old.filenode is not None and after[oid].filenode != old.filenode
     )
-
-
-def parse_lsn(text: str) -> int:
-    """``16/B374D848`` → byte position."""
-    high, _, low = text.partition("/")
-    return (int(high, 16) << 32) + int(low, 16)
 
 
 @dataclass(frozen=True)

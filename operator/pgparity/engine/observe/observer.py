@@ -21,10 +21,10 @@ from typing import Any, TypeVar
 
 import psycopg
 
-from pgparity.engine import observer_sql
-from pgparity.engine.connection import connect
-from pgparity.engine.trace import parse_lsn
+from pgparity.engine.observe import observer_sql
 from pgparity.models.report import BlockingEdge, StatementObservation
+from pgparity.pg.connection import connect
+from pgparity.pg.replication import parse_lsn
 
 DEFAULT_PERIOD_SECONDS = 0.05
 OBSERVER_APPLICATION = "pgparity-observer"

@@ -23,15 +23,15 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from pgparity.engine import trace
-from pgparity.engine.connection import error_message
-from pgparity.engine.plans import PlanOutcome, explain_all
-from pgparity.engine.sqlexec import LexingChangedError, execute_one, own_queries
-from pgparity.engine.statements import Statement
+from pgparity.engine.execute import trace
+from pgparity.engine.sql.statements import Statement
 from pgparity.errors import DatabaseError
 from pgparity.models.migration_validation import ExplainQuery
 from pgparity.models.quantities import Duration
 from pgparity.models.report import StatementError, StatementResult
+from pgparity.pg.connection import error_message
+from pgparity.pg.explain import PlanOutcome, explain_all
+from pgparity.pg.sqlexec import LexingChangedError, execute_one, own_queries
 
 Progress = Callable[[str], None]
 Mark = Callable[[int | None], None]

@@ -21,8 +21,8 @@ from pglast.parser import ParseError
 from pglast.stream import RawStream
 from pglast.visitors import Visitor
 
-from pgparity.engine.effects import Effect, classify
-from pgparity.engine.plpgsql import do_block_tree, embedded_statements, tree_keys
+from pgparity.engine.sql.effects import Effect, classify
+from pgparity.engine.sql.plpgsql import do_block_tree, embedded_statements, tree_keys
 from pgparity.models.report import Phase, StatementResult
 
 

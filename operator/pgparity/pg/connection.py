@@ -7,8 +7,8 @@ from typing import Any
 import psycopg
 from psycopg import conninfo
 
-from pgparity.engine.sqlexec import LEXING_OPTIONS, PINNED_LEXING
 from pgparity.errors import DatabaseError, UsageError
+from pgparity.pg.sqlexec import LEXING_OPTIONS, PINNED_LEXING
 from pgparity.redaction import remember_dsn, sanitize
 
 APPLICATION_NAME = "pgparity"

@@ -12,10 +12,10 @@ from typing import Any
 
 import psycopg
 
-from pgparity.engine.clone import database_settings, is_clone
-from pgparity.engine.connection import connect, error_message
-from pgparity.engine.digest import take_snapshot
 from pgparity.errors import DatabaseError
+from pgparity.pg.clone import database_settings, is_clone
+from pgparity.pg.connection import connect, error_message
+from pgparity.schema.digest import take_snapshot
 
 _STREAMING = "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'"
 _IDENTITY = "SELECT system_identifier::text FROM pg_control_system()"
