@@ -166,7 +166,7 @@ def test_canary_pii_appears_nowhere_in_the_target(
     source: PgDatabase, target: PgDatabase, policy: Path
 ) -> None:
     result = seed(source, target, policy)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, result.stdout + result.stderr
     source_dump, target_dump = dump_text(source), dump_text(target)
     for canary in CANARIES:
         assert canary in source_dump  # the check would notice it
@@ -305,9 +305,11 @@ def test_nothing_is_written_to_the_source(
     source: PgDatabase, target: PgDatabase, policy: Path
 ) -> None:
     counters = (
-        "SELECT tup_inserted, tup_updated, tup_deleted FROM pg_stat_database "
-        "WHERE datname = current_database()"
+        "SELECT sum(n_tup_ins), sum(n_tup_upd), sum(n_tup_del) FROM pg_stat_all_tables "
+        "WHERE relid <> 'pg_catalog.pg_statistic'::regclass"
     )
+    # pg_statistic is left out: autovacuum's ANALYZE writes it whenever it gets round to the
+    # tables the fixture filled, which on a loaded machine can be during the seed.
     relations = "SELECT count(*) FROM pg_class"
     # Backends flush their statistics as they exit, after the client has seen the connection
     # close: the fixture's own sessions may still be adding to the counters. Start from rest.
@@ -522,7 +524,7 @@ def test_permute_is_a_bijection_that_keeps_joins(
         "  public.events: {columns: {ticket_id: permute, code: keep}}\n"
     )
     result = seed(pg_plain_db, target, path)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, result.stdout + result.stderr
     assert rows(
         target, "SELECT count(DISTINCT id), count(DISTINCT code), count(*) FROM tickets"
     ) == [(5500, 5500, 5500)]
@@ -566,7 +568,7 @@ tables:
       big: permute
 """)
     result = seed(pg_plain_db, target, path)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, result.stdout + result.stderr
     row = rows(
         target,
         "SELECT token, code, ref::text, label, score, amount, seen, day, state "
