@@ -175,19 +175,24 @@ def token_kubeconfig(plane: ControlPlane, namespace: str, account: str, path: Pa
     return path
 
 
-@pytest.fixture(scope="session")
-def operator_plane(
-    kube_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, str]]:
-    """CRDs, the operator's namespace and RBAC, and the environment the operator runs with."""
-    kube_plane.kubectl("apply", "-f", str(ROOT / "crds"))
-    kube_plane.kubectl(
+def install_crds(plane: ControlPlane) -> None:
+    """pgparity's CRDs (crds/), established."""
+    plane.kubectl("apply", "-f", str(ROOT / "crds"))
+    plane.kubectl(
         "wait",
         "--for=condition=Established",
         "--timeout=60s",
         "crd/stagingclones.pgparity.io",
         "crd/migrationvalidations.pgparity.io",
     )
+
+
+@pytest.fixture(scope="session")
+def operator_plane(
+    kube_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, str]]:
+    """CRDs, the operator's namespace and RBAC, and the environment the operator runs with."""
+    install_crds(kube_plane)
     kube_plane.kubectl("create", "namespace", OPERATOR_NAMESPACE, check=False)
     apply(kube_plane, OPERATOR_NAMESPACE, operator_rbac(OPERATOR_NAMESPACE))
     config = token_kubeconfig(
