@@ -2,6 +2,7 @@
 # Locate (or make, once) the tools the GitOps and monitoring tests use, cached under
 # ${XDG_CACHE_HOME:-$HOME/.cache}/pgparity/tools/ keyed by version:
 #   lua         hack/argocd-health: Argo CD's Lua runner (gopher-lua), built with go
+#   kstatus     hack/kstatus: sigs.k8s.io/cli-utils' kstatus (what Flux's health checks use)
 #   prometheus  promtool and prometheus from Debian's package (apt-get download + dpkg-deb -x:
 #               nothing is installed system-wide, no service is started)
 #   promcrds    the prometheus-operator CRDs, from the Go module's example/prometheus-operator-crd
@@ -17,7 +18,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$ROOT/hack/kube-assets/versions.env"
 : "${DEB_PROMETHEUS:?missing in versions.env}" "${PROMETHEUS_OPERATOR_VERSION:?missing in versions.env}"
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/pgparity/tools"
-HARNESS="$ROOT/hack/argocd-health"
+HACK="$ROOT/hack"
 
 log() { printf 'gitops-tools: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -47,12 +48,15 @@ cached() {  # set dir
   printf '%s\n' "$dir"
 }
 
-make_lua() {
-  command -v go >/dev/null 2>&1 || die "the 'go' command is required to build hack/argocd-health"
-  log "building argocd-health (gopher-lua) ..."
-  (cd "$HARNESS" && gocmd GOFLAGS="-mod=readonly -buildvcs=false" go build -trimpath -ldflags "-s -w" \
-    -o "$1/argocd-health" .) >&2
+go_harness() {  # hack-dir out
+  command -v go >/dev/null 2>&1 || die "the 'go' command is required to build hack/$1"
+  log "building hack/$1 ..."
+  (cd "$HACK/$1" && gocmd GOFLAGS="-mod=readonly -buildvcs=false" go build -trimpath -ldflags "-s -w" \
+    -o "$2/$1" .) >&2
 }
+
+make_lua() { go_harness argocd-health "$1"; }
+make_kstatus() { go_harness kstatus "$1"; }
 
 make_prometheus() {
   local deb
@@ -83,26 +87,27 @@ make_promcrds() {
   chmod 644 "$1"/*.yaml
 }
 
-lua_dir() {  # keyed by the harness's sources
+harness_dir() {  # hack-dir; keyed by the harness's sources
   local key
-  key=$(cd "$HARNESS" && cat go.mod go.sum ./*.go | sha256sum | cut -c1-16)
-  echo "$CACHE/argocd-health-$key"
+  key=$(cd "$HACK/$1" && cat go.mod go.sum ./*.go | sha256sum | cut -c1-16)
+  echo "$CACHE/$1-$key"
 }
 
 build() {
   case $1 in
-    lua) cached lua "$(lua_dir)" ;;
+    lua) cached lua "$(harness_dir argocd-health)" ;;
+    kstatus) cached kstatus "$(harness_dir kstatus)" ;;
     prometheus) cached prometheus "$CACHE/prometheus-$DEB_PROMETHEUS" ;;
     promcrds) cached promcrds "$CACHE/prometheus-operator-crds-v$PROMETHEUS_OPERATOR_VERSION" ;;
     helm) "$ROOT/scripts/kube-assets.sh" build helm ;;
-    *) die "unknown set '$1' (lua, prometheus, promcrds, helm)" ;;
+    *) die "unknown set '$1' (lua, kstatus, prometheus, promcrds, helm)" ;;
   esac
 }
 
 case "${1:-}" in
   build) build "${2:?which set}" ;;
-  all) for s in lua prometheus promcrds helm; do build "$s" >/dev/null; done ;;
-  lua|prometheus|promcrds|helm) build "$1" ;;
-  -h|--help|help|"") sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' ;;
+  all) for s in lua kstatus prometheus promcrds helm; do build "$s" >/dev/null; done ;;
+  lua|kstatus|prometheus|promcrds|helm) build "$1" ;;
+  -h|--help|help|"") sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' ;;
   *) die "unknown command '$1' (try --help)" ;;
 esac

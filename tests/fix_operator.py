@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
-from fix_kube import wait_for
+from fix_kube import wait_established, wait_for
 from fix_pg import PgDatabase, _create_database, _drop_database
 from kubeplane import ControlPlane
 from pgparity.manifests.rbac import operator_rbac
@@ -178,13 +178,7 @@ def token_kubeconfig(plane: ControlPlane, namespace: str, account: str, path: Pa
 def install_crds(plane: ControlPlane) -> None:
     """pgparity's CRDs (crds/), established."""
     plane.kubectl("apply", "-f", str(ROOT / "crds"))
-    plane.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/stagingclones.pgparity.io",
-        "crd/migrationvalidations.pgparity.io",
-    )
+    wait_established(plane, "stagingclones.pgparity.io", "migrationvalidations.pgparity.io")
 
 
 @pytest.fixture(scope="session")

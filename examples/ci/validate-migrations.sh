@@ -9,17 +9,25 @@
 #                                          so they never appear in a command line or a log)
 #   otherwise PGPARITY_SEED_SQL=FILE       a throwaway local primary + replica loaded from FILE
 # PGPARITY_ARGS: more `pgparity validate` options (e.g. "--lock-timeout 2s --strict").
+# PGPARITY_COMMENT_LIMIT: bytes of comment.md at most (60000; the reports stay whole in OUTDIR).
 #
 # Exit status: 0 when every migration is VALIDATED (or none was given); when one did not reach a
-# verdict, the first such pgparity exit code (2 bad input, 3 schema drift, 4 database
-# unreachable); else 1 when one is REJECTED. The comment and the JUnit files are written anyway.
+# verdict, the first such pgparity exit code (2 bad input, 4 database unreachable, 130
+# interrupted); else 3 when one met schema drift, else 1 when one is REJECTED. The comment and
+# the JUnit files are written either way.
 set -uo pipefail
 
 MARKER="<!-- pgparity-report -->"
-MAX_COMMENT=60000   # GitHub refuses comments over 65536 characters
+MAX_COMMENT=${PGPARITY_COMMENT_LIMIT:-60000}   # GitHub refuses comments over 65536 characters
 PGPARITY=${PGPARITY:-pgparity}
 
 die() { printf 'validate-migrations: %s\n' "$*" >&2; exit 2; }
+
+# The exit status that wins: no verdict (2, 4, 70, 130) over drift (3) over REJECTED (1) over 0.
+rank() { case $1 in 0) echo 0 ;; 1) echo 1 ;; 3) echo 2 ;; *) echo 3 ;; esac; }
+worst() {  # status-so-far code
+  if [[ $(rank "$2") -gt $(rank "$1") ]]; then echo "$2"; else echo "$1"; fi
+}
 
 [[ $# -ge 1 ]] || die "usage: validate-migrations.sh OUTDIR MIGRATION..."
 out=$1
@@ -45,14 +53,20 @@ for migration in "$@"; do
   n=$((n + 1))
   name=$(printf '%03d-%s' "$n" "$(basename "$migration" .sql)")
   report="$out/json/$name.json"
+  rm -f "$report"
+  # One dry-run per migration; its JSON report is rendered as JUnit and Markdown afterwards.
   "$PGPARITY" validate --migration "$migration" "${target[@]}" "${extra[@]}" \
-    --format json --output "$report" --quiet 2>"$out/$name.stderr"
+    --format json --output "$report" --quiet >/dev/null 2>"$out/$name.stderr"
   code=$?
   case $code in
-    0 | 1)
-      "$PGPARITY" report --input "$report" --format junit --output "$out/junit/$name.xml"
-      "$PGPARITY" report --input "$report" --format markdown --output "$out/markdown/$name.md"
-      verdict=$([[ $code -eq 0 ]] && echo "✅ VALIDATED" || echo "❌ REJECTED")
+    0 | 1 | 3)  # a verdict (3: REJECTED for schema drift)
+      "$PGPARITY" report --input "$report" --format junit --output "$out/junit/$name.xml" >/dev/null
+      "$PGPARITY" report --input "$report" --format markdown --output "$out/markdown/$name.md" >/dev/null
+      case $code in
+        0) verdict="✅ VALIDATED" ;;
+        1) verdict="❌ REJECTED" ;;
+        3) verdict="❌ REJECTED (schema drift)" ;;
+      esac
       ;;
     *)
       verdict="⚠️ not validated (exit $code)"
@@ -66,9 +80,7 @@ for migration in "$@"; do
       ;;
   esac
   rows+=("| \`$migration\` | $verdict |")
-  if [[ $status -eq 0 || ($status -eq 1 && $code -gt 1) ]]; then
-    [[ $code -eq 0 ]] || status=$code
-  fi
+  status=$(worst "$status" "$code")
 done
 
 {
@@ -93,7 +105,8 @@ done
 } >"$out/comment.full.md"
 
 if [[ $(wc -c <"$out/comment.full.md") -gt $MAX_COMMENT ]]; then
-  { head -c "$MAX_COMMENT" "$out/comment.full.md"
+  # Whole lines only (a cut inside a multi-byte character would not be UTF-8).
+  { head -c "$MAX_COMMENT" "$out/comment.full.md" | sed '$d'
     printf '\n\n… cut here: the full reports are in the job'"'"'s artifacts (pgparity-reports).\n'
   } >"$out/comment.md"
 else

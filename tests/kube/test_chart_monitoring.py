@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fix_kube import wait_established
 from fix_operator import install_crds
 from kubeplane import ControlPlane
 
@@ -29,12 +30,7 @@ def monitoring_crds(kube_plane: ControlPlane, prometheus_operator_crds: Path) ->
         path = prometheus_operator_crds / f"monitoring.coreos.com_{name}.yaml"
         # Server-side: these CRDs are too large for the last-applied annotation.
         kube_plane.kubectl("apply", "--server-side", "-f", str(path))
-    kube_plane.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        *(f"crd/{name}.monitoring.coreos.com" for name in MONITORING_CRDS),
-    )
+    wait_established(kube_plane, *(f"{name}.monitoring.coreos.com" for name in MONITORING_CRDS))
     install_crds(kube_plane)
 
 
