@@ -124,3 +124,39 @@ def test_the_gitops_examples_are_accepted(
     manifests = "\n---\n".join(path.read_text() for path in files)
     accepted = server_dry_run(kube_plane, kube_namespace, manifests)
     assert len(accepted) == len(files), accepted
+
+
+def test_the_argocd_cm_patch_merges_into_argo_cds_configmap(kube_plane: ControlPlane) -> None:
+    """The README's command, on an argocd-cm that already holds Argo CD's own settings."""
+    patch = ROOT / "deploy" / "argocd" / "argocd-cm.yaml"
+    kube_plane.kubectl("create", "namespace", "argocd")
+    try:
+        kube_plane.kubectl(
+            "create",
+            "configmap",
+            "argocd-cm",
+            "-n",
+            "argocd",
+            "--from-literal=url=https://argocd.example.com",
+            "--from-literal=resource.customizations.health.cert-manager.io_Certificate=return {}",
+        )
+        kube_plane.kubectl(
+            "-n",
+            "argocd",
+            "patch",
+            "configmap",
+            "argocd-cm",
+            "--type",
+            "merge",
+            "--patch-file",
+            str(patch),
+        )
+        data = yaml.safe_load(
+            kube_plane.kubectl("get", "configmap", "argocd-cm", "-n", "argocd", "-o", "yaml").stdout
+        )["data"]
+        expected = yaml.safe_load(patch.read_text())["data"]
+        assert {k: data[k] for k in expected} == expected
+        assert data["url"] == "https://argocd.example.com"
+        assert "resource.customizations.health.cert-manager.io_Certificate" in data
+    finally:
+        kube_plane.kubectl("delete", "namespace", "argocd", "--wait=false", check=False)
