@@ -28,8 +28,8 @@ postgres: ## install PostgreSQL server binaries (postgresql-15) when missing
 
 .PHONY: lint
 lint: install ## ruff, mypy --strict, import layering
-	$(BIN)/ruff check operator tests bench demo
-	$(BIN)/ruff format --check operator tests bench demo
+	$(BIN)/ruff check operator tests bench demo hack
+	$(BIN)/ruff format --check operator tests bench demo hack
 	$(BIN)/mypy
 	$(BIN)/mypy --strict tests/kubeplane.py tests/nodeplane.py
 	$(BIN)/lint-imports
@@ -37,6 +37,14 @@ lint: install ## ruff, mypy --strict, import layering
 .PHONY: test-unit
 test-unit: install ## pure tests, no services
 	$(BIN)/pytest -m unit
+
+.PHONY: gitops-tools
+gitops-tools: ## build (or reuse from ~/.cache/pgparity) argocd-health, promtool/prometheus, helm, prometheus-operator CRDs
+	@scripts/gitops-tools.sh all
+
+.PHONY: test-tools
+test-tools: install gitops-tools ## Argo CD health checks, alert rules, chart, dashboard with their real tools
+	$(BIN)/pytest -m tools
 
 .PHONY: test-pg
 test-pg: install postgres ## tests against real PostgreSQL (ephemeral primary + replica)
@@ -47,7 +55,7 @@ test-kube: install kube-assets ## tests against a real kube-apiserver + etcd + c
 	$(BIN)/pytest -m kube
 
 .PHONY: test
-test: install postgres kube-assets ## install everything, lint, run every test tier (node last)
+test: install postgres kube-assets gitops-tools ## install everything, lint, run every test tier (node last)
 	$(MAKE) lint
 	$(BIN)/pytest -m "not node"
 	$(MAKE) test-node
@@ -130,12 +138,14 @@ bench-operator: install postgres kube-assets ## the operator at 10/100/500 valid
 	$(BIN)/python bench/bench_operator.py
 
 .PHONY: manifests
-manifests: install ## regenerate deploy/ and the Helm chart from the builders
+manifests: install ## regenerate deploy/, the Helm chart, the dashboard and the argocd-cm/rule files
 	$(BIN)/pgparity render rbac > deploy/operator-rbac.yaml
 	$(BIN)/pgparity render operator > deploy/operator.yaml
 	$(BIN)/pgparity render rbac --helm > charts/pgparity/templates/rbac.yaml
 	$(BIN)/pgparity render operator --helm > charts/pgparity/templates/operator.yaml
 	cp crds/*.yaml charts/pgparity/crds/
+	$(BIN)/python hack/dashboard/generate.py
+	$(BIN)/python hack/gitops/render.py "$$(scripts/gitops-tools.sh helm)"
 
 .PHONY: clean
 clean: ## remove build outputs (not caches outside the tree)

@@ -1,4 +1,5 @@
-"""Test tiers by directory: tests/unit, tests/pg, tests/kube, tests/node (markers alike)."""
+"""Test tiers by directory: tests/unit, tests/tools, tests/pg, tests/kube, tests/node (markers
+alike)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import signal
 
 import pytest
 
-pytest_plugins = ["fix_pg", "fix_kube", "fix_operator", "fix_node"]
+pytest_plugins = ["fix_pg", "fix_kube", "fix_operator", "fix_node", "fix_tools"]
 
-_TIERS = ("unit", "pg", "kube", "node")
+_TIERS = ("unit", "tools", "pg", "kube", "node")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -8,7 +8,8 @@ e.g. ``pythonpath = ["tests"]`` in the pytest config) or with ``pytest -p fix_ku
   ``KUBEBUILDER_ASSETS`` or ``scripts/kube-assets.sh`` (built on first use: minutes when cold).
 * ``kube_namespace`` (function): a fresh, uniquely named namespace, deleted afterwards without
   waiting for the deletion to finish.
-* ``wait_for(what, probe)``: poll until the API server (or anything else) shows a result.
+* ``wait_for(what, probe)``: poll until the API server (or anything else) shows a result;
+  ``wait_established(plane, *crds)``: until CRDs are Established.
 """
 
 from __future__ import annotations
@@ -36,6 +37,23 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 60.0) ->
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(0.25)
+
+
+def wait_established(plane: ControlPlane, *crds: str) -> None:
+    """Wait until the CRDs are Established. ``kubectl wait`` fails at once (rather than waiting)
+    while a new CRD has no status conditions at all, so it is tried again until it waits."""
+
+    def established() -> bool:
+        done = plane.kubectl(
+            "wait",
+            "--for=condition=Established",
+            "--timeout=30s",
+            *(f"crd/{name}" for name in crds),
+            check=False,
+        )
+        return done.returncode == 0
+
+    wait_for(f"CRDs {', '.join(crds)} established", established, timeout=90)
 
 
 @pytest.fixture(scope="session")

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
-from fix_kube import wait_for
+from fix_kube import wait_established, wait_for
 from fix_pg import PgDatabase, _create_database, _drop_database
 from kubeplane import ControlPlane
 from pgparity.manifests.rbac import operator_rbac
@@ -175,19 +175,18 @@ def token_kubeconfig(plane: ControlPlane, namespace: str, account: str, path: Pa
     return path
 
 
+def install_crds(plane: ControlPlane) -> None:
+    """pgparity's CRDs (crds/), established."""
+    plane.kubectl("apply", "-f", str(ROOT / "crds"))
+    wait_established(plane, "stagingclones.pgparity.io", "migrationvalidations.pgparity.io")
+
+
 @pytest.fixture(scope="session")
 def operator_plane(
     kube_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, str]]:
     """CRDs, the operator's namespace and RBAC, and the environment the operator runs with."""
-    kube_plane.kubectl("apply", "-f", str(ROOT / "crds"))
-    kube_plane.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/stagingclones.pgparity.io",
-        "crd/migrationvalidations.pgparity.io",
-    )
+    install_crds(kube_plane)
     kube_plane.kubectl("create", "namespace", OPERATOR_NAMESPACE, check=False)
     apply(kube_plane, OPERATOR_NAMESPACE, operator_rbac(OPERATOR_NAMESPACE))
     config = token_kubeconfig(

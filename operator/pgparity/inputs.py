@@ -50,6 +50,7 @@ MIGRATION = InputKind("migration file", 32 * MIB, SQL_ALLOWED)
 SEED_SQL = InputKind("seed SQL file", 1024 * MIB, SQL_ALLOWED)
 YAML_FILE = InputKind("YAML file", 4 * MIB)
 BASELINE = InputKind("baseline file", 256 * MIB, JSON_ALLOWED)
+REPORT = InputKind("report file", 256 * MIB, JSON_ALLOWED)
 KEY_FILE = InputKind("key file", 64 * KIB)
 
 MAX_YAML_DEPTH = 32

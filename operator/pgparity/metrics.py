@@ -1,11 +1,14 @@
 """Every Prometheus metric pgparity exports, in one place.
 
 Names carry the ``pgparity_`` prefix and base units (``_seconds``, ``_bytes``); ``_total`` only
-on counters. Labels are bounded: a verdict, or an object's namespace and name — and the series
-of an object are removed when the object is deleted (``forget_clone``).
+on counters. Labels are bounded: a verdict or phase, an object's namespace and name, and a
+validation's clone — and the series of an object are removed when the object is deleted
+(``forget_clone``, ``forget_validation``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
@@ -49,6 +52,29 @@ LOCK_WAIT_MAX = Gauge(
 )
 _SAMPLED_GAUGES = (REPLICATION_LAG, LOCK_WAITING, LOCK_WAIT_MAX)
 _CLONE_GAUGES = (CLONE_READY, *_SAMPLED_GAUGES)
+VALIDATION_PHASE = Gauge(
+    "pgparity_validation_phase",
+    "1 for the phase a MigrationValidation is in (Pending, WaitingForClone, Running, Completed, "
+    "Failed), 0 for the others.",
+    ["namespace", "name", "clone", "phase"],
+    registry=REGISTRY,
+)
+VALIDATION_VERDICT = Gauge(
+    "pgparity_validation_verdict",
+    "1 for the verdict a MigrationValidation stands on (VALIDATED or REJECTED), 0 for the "
+    "other; both 0 while it has none.",
+    ["namespace", "name", "clone", "verdict"],
+    registry=REGISTRY,
+)
+VALIDATION_DEADLINE = Gauge(
+    "pgparity_validation_deadline_exceeded",
+    "1 when a MigrationValidation ran past spec.deadlineSeconds (its Job was stopped at the "
+    "deadline, or still runs past it), else 0.",
+    ["namespace", "name", "clone"],
+    registry=REGISTRY,
+)
+# The label values each validation's series were set with, so that they can be removed.
+_VALIDATION_SERIES: dict[tuple[str, str], list[tuple[Gauge, tuple[str, ...]]]] = {}
 VALIDATION_QUEUE = Gauge(
     "pgparity_validation_queue_length",
     "Validations ready to run that wait for a Job slot (PGPARITY_MAX_CONCURRENT_JOBS).",
@@ -93,6 +119,37 @@ def _forget(gauges: tuple[Gauge, ...], namespace: str, name: str) -> None:
     for gauge in gauges:
         try:
             gauge.remove(namespace, name)
+        except KeyError:
+            continue
+
+
+def set_validation(
+    ref: tuple[str, str, str],
+    *,
+    phases: Mapping[str, bool],
+    verdicts: Mapping[str, bool],
+    deadline_exceeded: bool,
+) -> None:
+    """One validation's gauges; ``ref`` is (namespace, name, clone), ``phases`` and ``verdicts``
+    say which one holds (every known value gets a series: 1 or 0)."""
+    namespace, name, _ = ref
+    series = [
+        *((VALIDATION_PHASE, (*ref, phase), held) for phase, held in phases.items()),
+        *((VALIDATION_VERDICT, (*ref, verdict), held) for verdict, held in verdicts.items()),
+        (VALIDATION_DEADLINE, ref, deadline_exceeded),
+    ]
+    if [(g, v) for g, v, _ in series] != _VALIDATION_SERIES.get((namespace, name)):
+        forget_validation(namespace, name)  # its labels changed: no stale series
+    for gauge, values, held in series:
+        gauge.labels(*values).set(1 if held else 0)
+    _VALIDATION_SERIES[(namespace, name)] = [(g, v) for g, v, _ in series]
+
+
+def forget_validation(namespace: str, name: str) -> None:
+    """Remove every series of a deleted validation."""
+    for gauge, values in _VALIDATION_SERIES.pop((namespace, name), []):
+        try:
+            gauge.remove(*values)
         except KeyError:
             continue
 

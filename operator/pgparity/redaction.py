@@ -121,7 +121,8 @@ def _masked_if_conninfo(match: re.Match[str]) -> str:
     before = match.string[max(0, match.start() - 200) : match.start()]
     after = match.string[match.end() : match.end() + 200]
     neighbours = re.search(r"(\S+\s*=\s*\S+)\s+$", before), re.match(r"\s+(\S+\s*=\s*\S)", after)
-    if any(n and _CONNINFO_NEIGHBOUR.match(n.group(1)) for n in neighbours):
+    # search, not match: the neighbour may open the literal, as in dblink('host=db password=…').
+    if any(n and _CONNINFO_NEIGHBOUR.search(n.group(1)) for n in neighbours):
         return f"{match.group(1)}{MASK}"
     return match.group(0)
 

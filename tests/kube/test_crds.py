@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from fix_kube import wait_established
 from kubeplane import ControlPlane
 from pgparity.models.common import Condition, ConditionStatus
 from pgparity.models.migration_validation import (
@@ -52,12 +53,7 @@ VALIDATION: dict[str, Any] = {
 @pytest.fixture(scope="module")
 def crds(kube_plane: ControlPlane) -> ControlPlane:
     kube_plane.kubectl("apply", "-f", str(ROOT / "crds"))
-    kube_plane.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        *[f"crd/{name}" for name in CRD_NAMES],
-    )
+    wait_established(kube_plane, *CRD_NAMES)
     return kube_plane
 
 
@@ -503,4 +499,5 @@ def test_undeclared_status_fields_are_refused_not_silently_kept(
         json.dumps({"status": {"phase": "Running", "undeclared": "x"}}),
     )
     stored = _get(crds, kube_namespace, "mv", "validation")["status"]
-    assert stored == {"phase": "Running"}
+    # observedGeneration 0 is the CRD's default status, which the patch was merged into.
+    assert stored == {"phase": "Running", "observedGeneration": 0}

@@ -289,6 +289,9 @@ def test_validation_job_and_verdicts(
         "ReplicationLagWithinBudget": "True",
         "PlansAsExpected": "True",
         "Validated": "True",
+        "Ready": "True",
+        "Reconciling": "False",
+        "Stalled": "False",
     }
     assert done["statements"][0]["locks"][0]["mode"] == "AccessExclusiveLock"
     assert done["cloneDigest"] == clone_status["schemaDigest"]

@@ -19,9 +19,10 @@ from pgparity.manifests.clone import (
     build_seed_job,
     postgresql_conf,
 )
+from pgparity.manifests.conditions import set_condition
 from pgparity.manifests.labels import child_name
 from pgparity.manifests.rbac import operator_deployment
-from pgparity.manifests.status import completed_status, progress_status, set_condition
+from pgparity.manifests.status import completed_status, progress_status
 from pgparity.manifests.validation import (
     ValidationInputs,
     ValidationRef,
@@ -219,6 +220,9 @@ def test_status_from_a_report() -> None:
         "ReplicationLagWithinBudget",
         "PlansAsExpected",
         "Validated",
+        "Ready",
+        "Reconciling",
+        "Stalled",
     ]
     assert status.maxima is not None
     assert status.maxima.blocked_sessions == 4

@@ -118,6 +118,10 @@ class TestPasswordShapes:
             "SELECT dblink_connect('password=Doc2Secret host=db')",
             "SELECT dblink_exec('postgresql://u:Doc3Secret@db/x', 'DELETE FROM t')",
             "SELECT dblink_connect('dbname=x user=u password=''Doc4 Secret''')",
+            "SELECT * FROM dblink('host=db password=Doc5Secret', 'SELECT 1')",
+            "SELECT dblink_connect('c1', 'user=u password=Doc6Secret')",
+            "CALL connect(E'sslmode=require password=Doc7Secret')",
+            "SELECT x FROM dblink('password=Doc8Secret dbname=shop', 'SELECT 1')",
         ],
     )
     def test_documents_hide_connection_strings_in_sql(self, sql: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -33,8 +34,8 @@ from pgparity.engine.validate import (
     check_digest_syntax,
     validate,
 )
-from pgparity.errors import UsageError
-from pgparity.inputs import SEED_SQL, check_no_nul
+from pgparity.errors import SpecError, UsageError
+from pgparity.inputs import REPORT, SEED_SQL, check_no_nul, read_text
 from pgparity.models.quantities import is_duration, parse_duration, parse_size
 from pgparity.models.report import ValidationReport, Verdict
 from pgparity.models.workload import MAX_CLIENTS, MAX_RATE, ExplainFile, Workload
@@ -54,6 +55,18 @@ def register(commands: Any) -> None:
     )
     _add_validate(parser)
     parser.set_defaults(handler=cmd_validate)
+    shown = commands.add_parser(
+        "report",
+        help="render a saved JSON report (text, markdown, junit)",
+        description="Render a report `pgparity validate --format json` saved (or a validation "
+        "Job wrote into its ConfigMap) in another format, e.g. Markdown for a pull-request "
+        "comment and JUnit for CI from one run. The exit code is the report's verdict, as "
+        "`validate` would have returned it.",
+    )
+    shown.add_argument("--input", required=True, type=Path, metavar="FILE")
+    shown.add_argument("--format", choices=FORMATS, default="text")
+    shown.add_argument("--output", type=Path, metavar="FILE", help="write the report here")
+    shown.set_defaults(handler=cmd_report)
 
 
 def _add_validate(p: argparse.ArgumentParser) -> None:
@@ -190,6 +203,23 @@ def cmd_validate(args: argparse.Namespace) -> int:
     _emit_report(report, args.format, args.output)
     if args.report_configmap:
         return _deliver(report, args.report_configmap, args.report_namespace, progress)
+    return _exit_code(report)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    if args.output:
+        check_output_file(args.output, "--output")
+    text = read_text(args.input, REPORT)
+    try:
+        document = json.loads(text)
+        if not isinstance(document, dict):
+            raise SpecError("", "the document is not a JSON object")
+        report = ValidationReport.parse(document)
+    except (ValueError, SpecError) as exc:
+        # SpecError names the field; a JSON error its line and column.
+        raise UsageError(f"--input {args.input} is not a pgparity report: {exc}") from exc
+    # Reports are sanitized when written; one from elsewhere (an older version) is too, here.
+    _emit_report(sanitize_strings(report), args.format, args.output)
     return _exit_code(report)
 
 

@@ -40,7 +40,8 @@ from pgparity.inputs import sql_control_character
 from pgparity.kube import client as kube
 from pgparity.kube.reports import read_report
 from pgparity.manifests.queue import Admission, Contender, QueueKey
-from pgparity.manifests.status import completed_status, progress_status
+from pgparity.manifests.readiness import deadline_exceeded
+from pgparity.manifests.status import completed_status, progress_status, with_readiness
 from pgparity.manifests.validation import (
     ValidationInputs,
     ValidationRef,
@@ -122,8 +123,30 @@ async def _reconcile_once(
     current = writer.current(body)
     generation = int(body.get("metadata", {}).get("generation") or 0)
     document = await _reconcile(body, ref, current, generation, shared)
+    _export(body, ref, _parse_status(document))
     if await writer.write(body, current, document):
         _announce(body, current, document)
+
+
+def _export(body: kopf.Body, ref: ValidationRef, status: MigrationValidationStatus) -> None:
+    """The validation's phase, verdict and deadline as gauges (what the alerts look at)."""
+    spec = body.get("spec") or {}
+    clone = str((spec.get("cloneRef") or {}).get("name") or "")
+    deadline = spec.get("deadlineSeconds")
+    if not isinstance(deadline, int):
+        deadline = MigrationValidationSpec.deadline_seconds
+    metrics.set_validation(
+        (ref.namespace, ref.name, clone),
+        phases={phase.value: phase is status.phase for phase in ValidationPhase},
+        verdicts={verdict.value: verdict is status.verdict for verdict in Verdict},
+        deadline_exceeded=deadline_exceeded(status, deadline, now()),
+    )
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)
+async def forget_validation(name: str, namespace: str | None, **_: Any) -> None:
+    if namespace is not None:
+        metrics.forget_validation(namespace, name)
 
 
 async def _reconcile(
@@ -141,7 +164,14 @@ async def _reconcile(
             ValidationPhase.COMPLETED,
             ValidationPhase.FAILED,
         ):
-            return {**current, "observedGeneration": generation}
+            # The verdict stands; only the generation (and the conditions derived from the
+            # status, for objects written before they existed) may be new.
+            settled = with_readiness(previous, now(), generation).to_dict()
+            return {
+                **current,
+                "conditions": settled["conditions"],
+                "observedGeneration": generation,
+            }
         if previous.validation_key != resolved.key:
             previous = MigrationValidationStatus(conditions=previous.conditions)
         new = await _advance(ref, resolved, previous, generation, shared)

@@ -35,7 +35,9 @@ from pgparity.handlers.common import (
 )
 from pgparity.kube import client as kube
 from pgparity.manifests.clone import CloneRef, build_clone_objects, names
-from pgparity.manifests.status import retry_delay, set_condition
+from pgparity.manifests.conditions import set_condition
+from pgparity.manifests.readiness import clone_conditions
+from pgparity.manifests.status import retry_delay
 from pgparity.models.common import GROUP, VERSION, Condition, ConditionStatus
 from pgparity.models.staging_clone import (
     KIND,
@@ -285,7 +287,7 @@ def _status(
         generation,
     )
     health = observed.health
-    return replace(
+    status = replace(
         previous,
         phase=_phase(observed, ready),
         conditions=conditions,
@@ -302,6 +304,7 @@ def _status(
         message=blocking[1] if not ready else "ready",
         observed_generation=generation,
     )
+    return replace(status, conditions=clone_conditions(status, at, generation))
 
 
 def _phase(observed: Observed, ready: bool) -> ClonePhase:

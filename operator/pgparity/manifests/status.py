@@ -7,12 +7,13 @@ the next status. A condition keeps its ``lastTransitionTime`` while its status d
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 
+from pgparity.manifests.conditions import set_condition
+from pgparity.manifests.readiness import validation_conditions
 from pgparity.models.common import Condition, ConditionStatus
 from pgparity.models.migration_validation import (
-    CONDITION_TYPES,
     FindingSummary,
     LockSummary,
     Maxima,
@@ -42,34 +43,6 @@ def retry_delay(failures: int, resync_seconds: float) -> float:
     """Seconds until the next check after ``failures`` checks in a row found a problem."""
     first = min(FIRST_RETRY_SECONDS, resync_seconds)
     return min(first * 2.0 ** min(max(failures, 1) - 1, 16), MAX_RETRY_SECONDS)
-
-
-def set_condition(
-    previous: Iterable[Condition],
-    type_: str,
-    status: ConditionStatus,
-    reason: str,
-    message: str,
-    now: str,
-    generation: int,
-) -> tuple[Condition, ...]:
-    """``previous`` with ``type_`` set; its transition time changes only with its status."""
-    found = {c.type: c for c in previous}
-    old = found.get(type_)
-    when = old.last_transition_time if old is not None and old.status is status else now
-    found[type_] = Condition(
-        type=type_,
-        status=status,
-        reason=reason,
-        message=message[:32768],
-        last_transition_time=when,
-        observed_generation=generation,
-    )
-    return tuple(found[t] for t in sorted(found, key=_order))
-
-
-def _order(type_: str) -> tuple[int, str]:
-    return (CONDITION_TYPES.index(type_) if type_ in CONDITION_TYPES else 99, type_)
 
 
 def camel(rule: str) -> str:
@@ -211,7 +184,7 @@ def completed_status(
     duration_seconds: float | None,
 ) -> MigrationValidationStatus:
     """The verdict with its evidence, bound to the migration's checksum and the clone's digest."""
-    return replace(
+    status = replace(
         previous,
         phase=ValidationPhase.COMPLETED,
         verdict=report.verdict,
@@ -233,6 +206,7 @@ def completed_status(
         f"{len(report.warnings)} warnings",
         observed_generation=generation,
     )
+    return with_readiness(status, now, generation)
 
 
 def progress_status(
@@ -263,7 +237,7 @@ def progress_status(
         now,
         generation,
     )
-    return replace(
+    status = replace(
         previous,
         phase=phase,
         verdict=None if failed or phase is not ValidationPhase.COMPLETED else previous.verdict,
@@ -276,6 +250,14 @@ def progress_status(
         queue_position=queue_position,
         observed_generation=generation,
     )
+    return with_readiness(status, now, generation)
+
+
+def with_readiness(
+    status: MigrationValidationStatus, now: str, generation: int
+) -> MigrationValidationStatus:
+    """``status`` with the Ready, Reconciling and Stalled conditions generic tools read."""
+    return replace(status, conditions=validation_conditions(status, now, generation))
 
 
 def _failed_at(previous: MigrationValidationStatus, message: str, now: str) -> str:
