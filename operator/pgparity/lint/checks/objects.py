@@ -1,0 +1,114 @@
+"""Dropping and renaming tables, views, databases and other objects; enums."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pglast import ast
+from pglast.enums import ObjectType
+
+from pgparity.lint.catalog import Rule
+from pgparity.lint.findings import Hit
+from pgparity.lint.locks import LockMode
+from pgparity.lint.nodes import qualified, relation_name
+from pgparity.lint.source import Statement
+from pgparity.lint.state import FileState
+
+AEL = LockMode.ACCESS_EXCLUSIVE
+_DROPS = {
+    ObjectType.OBJECT_TABLE: (Rule.DROP_TABLE, "table"),
+    ObjectType.OBJECT_VIEW: (Rule.DROP_VIEW, "view"),
+    ObjectType.OBJECT_MATVIEW: (Rule.DROP_VIEW, "materialized view"),
+}
+# Renames with a rule of their own; every other rename is rename-object.
+_RENAMES_SKIPPED = {ObjectType.OBJECT_TABCONSTRAINT, ObjectType.OBJECT_TRIGGER}
+
+
+def drop_relation(statement: Statement, state: FileState) -> Iterator[Hit]:
+    node = statement.node
+    assert isinstance(node, ast.DropStmt)
+    found = _DROPS.get(node.removeType) if node.removeType is not None else None
+    if found is None:
+        return
+    rule, kind = found
+    for parts in node.objects or ():
+        name = qualified(parts)
+        if not state.is_new(name):
+            yield Hit(
+                rule,
+                f"dropping {kind} {name} breaks every client that still uses it; stop using it "
+                "in a deploy first, drop it in a later one",
+                relation=name,
+                lock=AEL,
+            )
+
+
+def drop_database(statement: Statement, state: FileState) -> Iterator[Hit]:
+    node = statement.node
+    assert isinstance(node, ast.DropdbStmt)
+    yield Hit(Rule.DROP_DATABASE, f"DROP DATABASE {node.dbname} destroys every object in it")
+
+
+def rename(statement: Statement, state: FileState) -> Iterator[Hit]:
+    node = statement.node
+    assert isinstance(node, ast.RenameStmt)
+    relation = relation_name(node.relation)
+    if state.is_new(relation) or node.renameType in _RENAMES_SKIPPED:
+        return
+    if node.renameType == ObjectType.OBJECT_COLUMN:
+        yield Hit(
+            Rule.RENAME_COLUMN,
+            f"renaming column {node.subname} of {relation} to {node.newname} breaks the running "
+            "application between the migration and its deploy; add the new column, write "
+            "both, switch reads, drop the old one",
+            relation=relation,
+            lock=AEL,
+        )
+    elif node.renameType == ObjectType.OBJECT_TABLE:
+        yield Hit(
+            Rule.RENAME_TABLE,
+            f"renaming table {relation} to {node.newname} breaks the running application "
+            "between the migration and its deploy; rename and leave a view with the old name",
+            relation=relation,
+            lock=AEL,
+        )
+    else:
+        kind = _kind_name(node.renameType)
+        name = relation or qualified(getattr(node.object, "names", None) or ())
+        yield Hit(
+            Rule.RENAME_OBJECT,
+            f"renaming {kind} {name} to {node.newname} breaks code that names it",
+            relation=relation,
+        )
+
+
+def _kind_name(kind: ObjectType | None) -> str:
+    return kind.name.removeprefix("OBJECT_").replace("_", " ").lower() if kind else "object"
+
+
+def create_enum(statement: Statement, state: FileState) -> Iterator[Hit]:
+    node = statement.node
+    assert isinstance(node, ast.CreateEnumStmt)
+    yield Hit(
+        Rule.CREATE_ENUM,
+        f"enum {qualified(node.typeName)}: values cannot be removed or reordered later, and "
+        "nothing else can be attached to them; a lookup table with a foreign key can",
+    )
+
+
+def alter_enum(statement: Statement, state: FileState) -> Iterator[Hit]:
+    node = statement.node
+    assert isinstance(node, ast.AlterEnumStmt)
+    enum = qualified(node.typeName)
+    if node.oldVal:
+        yield Hit(
+            Rule.ENUM_VALUE_RENAME,
+            f"renaming value {node.oldVal!r} of {enum} to {node.newVal!r} breaks code that "
+            "still writes or compares the old label",
+        )
+    elif node.newVal and not node.newValNeighbor:
+        yield Hit(
+            Rule.ENUM_VALUE_ORDER,
+            f"ADD VALUE {node.newVal!r} to {enum} without BEFORE or AFTER puts it last in the "
+            "sort order; say where it belongs",
+        )
