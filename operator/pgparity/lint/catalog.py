@@ -8,6 +8,7 @@ acknowledgements and comparisons can be carried over.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -496,7 +497,5 @@ def find_rule(name: str) -> Rule | None:
 
 def closest_rule(name: str) -> str | None:
     """The rule id nearest to a mistyped ``name``, for did-you-mean messages."""
-    import difflib
-
     matches = difflib.get_close_matches(name, [r.value for r in Rule], n=1, cutoff=0.6)
     return matches[0] if matches else None

@@ -15,6 +15,7 @@ Read strictly: an unknown key, an unknown rule id or a disable without a reason 
 
 from __future__ import annotations
 
+import difflib
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -140,8 +141,6 @@ def rule_id(name: str, where: str) -> Rule:
 
 
 def _did_you_mean(name: str, choices: Any, closest: str | None = None) -> str:
-    import difflib
-
     guess = closest or next(iter(difflib.get_close_matches(name, list(choices), n=1)), None)
     return f"; did you mean {guess}?" if guess else ""
 

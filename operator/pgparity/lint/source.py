@@ -8,6 +8,7 @@ string literal or a dollar-quoted body is not a comment, and only the lexer know
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -32,13 +33,18 @@ class Lines:
 
     def __init__(self, text: str) -> None:
         self._starts = [0]
-        self._starts.extend(i + 1 for i, ch in enumerate(text) if ch == "\n")
+        newline = text.find("\n")
+        while newline >= 0:
+            self._starts.append(newline + 1)
+            newline = text.find("\n", newline + 1)
 
     def at(self, offset: int) -> Position:
-        import bisect
-
         index = bisect.bisect_right(self._starts, max(offset, 0)) - 1
         return Position(index + 1, offset - self._starts[index] + 1)
+
+    def offset(self, line: int, column: int) -> int:
+        """The character offset of a 1-based line and column."""
+        return self._starts[max(1, min(line, len(self._starts))) - 1] + column - 1
 
 
 @dataclass(frozen=True)
@@ -139,8 +145,6 @@ def _statements(text: str, raw: Any, tokens: list[Any]) -> tuple[Statement, ...]
 
 
 def _tokens_between(code: list[Any], starts: list[int], begin: int, finish: int) -> list[Any]:
-    import bisect
-
     low = bisect.bisect_left(starts, begin)
     high = bisect.bisect_left(starts, finish)
     return code[low:high]

@@ -20,8 +20,6 @@ _DROPS = {
     ObjectType.OBJECT_VIEW: (Rule.DROP_VIEW, "view"),
     ObjectType.OBJECT_MATVIEW: (Rule.DROP_VIEW, "materialized view"),
 }
-# Renames with a rule of their own; every other rename is rename-object.
-_RENAMES_SKIPPED = {ObjectType.OBJECT_TABCONSTRAINT, ObjectType.OBJECT_TRIGGER}
 
 
 def drop_relation(statement: Statement, state: FileState) -> Iterator[Hit]:
@@ -53,7 +51,7 @@ def rename(statement: Statement, state: FileState) -> Iterator[Hit]:
     node = statement.node
     assert isinstance(node, ast.RenameStmt)
     relation = relation_name(node.relation)
-    if state.is_new(relation) or node.renameType in _RENAMES_SKIPPED:
+    if state.is_new(relation):
         return
     if node.renameType == ObjectType.OBJECT_COLUMN:
         yield Hit(
@@ -74,16 +72,29 @@ def rename(statement: Statement, state: FileState) -> Iterator[Hit]:
         )
     else:
         kind = _kind_name(node.renameType)
-        name = relation or qualified(getattr(node.object, "names", None) or ())
+        name = node.subname or relation or _object_name(node.object)
+        on = f" on {relation}" if node.subname and relation else ""
         yield Hit(
             Rule.RENAME_OBJECT,
-            f"renaming {kind} {name} to {node.newname} breaks code that names it",
+            f"renaming {kind} {name}{on} to {node.newname} breaks code that names it (error "
+            "handlers match constraint names, queries name views and functions)",
             relation=relation,
         )
 
 
+def _object_name(target: object) -> str:
+    names = getattr(target, "names", None) or getattr(target, "objname", None)
+    if isinstance(target, tuple | list):
+        names = target
+    return qualified(names) if names else (str(getattr(target, "sval", "")) or "?")
+
+
 def _kind_name(kind: ObjectType | None) -> str:
-    return kind.name.removeprefix("OBJECT_").replace("_", " ").lower() if kind else "object"
+    if kind is None:
+        return "object"
+    if kind == ObjectType.OBJECT_TABCONSTRAINT:
+        return "constraint"
+    return kind.name.removeprefix("OBJECT_").replace("_", " ").lower()
 
 
 def create_enum(statement: Statement, state: FileState) -> Iterator[Hit]:

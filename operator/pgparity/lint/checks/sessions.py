@@ -133,12 +133,13 @@ def timeouts(statement: Statement, state: FileState) -> Iterator[Hit]:
             "lock_timeout",
             Rule.MISSING_LOCK_TIMEOUT,
             "if a long transaction holds the table, this statement waits for it, and every "
-            "query of the application queues behind this statement",
+            "query of the application queues behind this statement; SET lock_timeout = '2s' "
+            "first, and retry",
         ),
         (
             "statement_timeout",
             Rule.MISSING_STATEMENT_TIMEOUT,
-            "nothing bounds how long the lock is then held",
+            "nothing bounds how long the lock is then held; SET statement_timeout first",
         ),
     ):
         if rule.value in state.reported or state.timeout_set(setting):
@@ -147,8 +148,7 @@ def timeouts(statement: Statement, state: FileState) -> Iterator[Hit]:
         yield Hit(
             rule,
             f"{first.mode.sql_name} on {first.relation} ({first.mode.blocks}) is requested "
-            f"with no {setting} set: {effect}; SET {setting} first (e.g. SET lock_timeout = "
-            "'2s', and retry)",
+            f"with no {setting} set: {effect}",
             relation=first.relation,
             lock=first.mode,
         )
