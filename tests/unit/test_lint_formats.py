@@ -88,7 +88,8 @@ class TestSarif:
         for result in run["results"]:
             assert rules[result["ruleIndex"]]["id"] == result["ruleId"]
             region = result["locations"][0]["physicalLocation"]["region"]
-            assert region["startLine"] >= 1 and region["startColumn"] >= 1
+            assert region["startLine"] >= 1
+            assert region["startColumn"] >= 1
         index = next(r for r in run["results"] if r["ruleId"] == "create-index-non-concurrently")
         assert index["locations"][0]["physicalLocation"]["region"]["startLine"] == 3
         assert index["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "db/001.sql"
@@ -106,8 +107,8 @@ def test_json_has_every_finding_with_its_acknowledgement() -> None:
     by_rule = {f["rule"]: f for f in document["findings"]}
     assert by_rule["drop-table"]["acknowledged"]["reason"] == "replaced by purchases"
     index = by_rule["create-index-non-concurrently"]
-    assert index["relation"] == "public.orders" and index["lock"] == "ShareLock"
-    assert index["squawk"] == ["require-concurrent-index-creation"] and index["eugene"] == ["E6"]
+    assert (index["relation"], index["lock"]) == ("public.orders", "ShareLock")
+    assert (index["squawk"], index["eugene"]) == (["require-concurrent-index-creation"], ["E6"])
     assert index["docs"] == "docs/rules/create-index-non-concurrently.md"
     assert document["summary"]["acknowledged"] == 1
 
@@ -185,7 +186,8 @@ class TestCommand:
         setup(path)
         assert main(["lint", str(path)]) == 2
         err = capsys.readouterr().err
-        assert err.startswith("pgparity: error:") and message in err
+        assert err.startswith("pgparity: error:")
+        assert message in err
         assert err.count("\n") == 1
 
     def test_bad_configuration_is_exit_2(self, tmp_path: Path, capsys: Any) -> None:

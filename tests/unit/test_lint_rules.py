@@ -156,7 +156,8 @@ PASSING: list[tuple[Rule, str]] = [
     (Rule.PRIMARY_KEY_USING_INDEX, "ALTER TABLE orders ADD CONSTRAINT u UNIQUE USING INDEX u"),
     (
         Rule.ADD_EXCLUSION_CONSTRAINT,
-        "CREATE TABLE r (p int4range);\nALTER TABLE r ADD CONSTRAINT x EXCLUDE USING gist (p WITH &&);",
+        "CREATE TABLE r (p int4range);\n"
+        "ALTER TABLE r ADD CONSTRAINT x EXCLUDE USING gist (p WITH &&);",
     ),
     (
         Rule.CHECK_CONSTRAINT_WITHOUT_NOT_VALID,
@@ -322,7 +323,8 @@ def test_findings_name_the_relation_and_the_lock() -> None:
         if f.rule is Rule.CREATE_INDEX_NON_CONCURRENTLY
     ]
     assert finding.relation == "app.orders"
-    assert finding.lock is not None and finding.lock.value == "ShareLock"
+    assert finding.lock is not None
+    assert finding.lock.value == "ShareLock"
     assert (finding.line, finding.column, finding.statement) == (1, 1, 1)
 
 
