@@ -55,6 +55,7 @@ class FileState:
     altered: set[str] = field(default_factory=set)
     not_valid: set[tuple[str, str]] = field(default_factory=set)  # (table, constraint), this tx
     not_null_checks: set[tuple[str, str]] = field(default_factory=set)  # (table, column) proven
+    not_null_set: set[str] = field(default_factory=set)  # tables with a SET NOT NULL above
     # CHECK (col IS NOT NULL) NOT VALID by (table, constraint), awaiting VALIDATE CONSTRAINT.
     pending_checks: dict[tuple[str, str], str] = field(default_factory=dict)
     current_locks: tuple[TakenLock, ...] = ()  # the locks of the statement being checked
@@ -156,6 +157,8 @@ class FileState:
             if column and constraint.skip_validation:
                 self.pending_checks[(table, str(constraint.conname))] = column
         for cmd in alter_commands(node):
+            if cmd.subtype == AlterTableType.AT_SetNotNull:
+                self.not_null_set.add(table)
             if cmd.subtype == AlterTableType.AT_ValidateConstraint and cmd.name:
                 column = self.pending_checks.get((table, str(cmd.name)))
                 if column:

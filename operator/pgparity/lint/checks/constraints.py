@@ -28,6 +28,8 @@ def added_constraints(statement: Statement, state: FileState) -> Iterator[Hit]:
     if state.is_new(table):
         return
     for constraint, column in constraints_of(node):
+        if constraint.indexname and table in state.not_null_set:
+            continue  # USING INDEX after the file made columns NOT NULL: nothing to scan
         hit = _constraint_hit(constraint, column, table)
         if hit is not None:
             yield hit
