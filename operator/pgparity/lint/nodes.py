@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from pglast import ast
 from pglast.enums import AlterTableType, ConstrType
+from pglast.keywords import COL_NAME_KEYWORDS, RESERVED_KEYWORDS, TYPE_FUNC_NAME_KEYWORDS
 
 DEFAULT_SCHEMA = "public"
 
@@ -16,15 +18,27 @@ def relation_name(range_var: Any) -> str | None:
     """``schema.name`` of a RangeVar; unqualified names are taken to be in ``public``."""
     if not isinstance(range_var, ast.RangeVar) or not range_var.relname:
         return None
-    return f"{range_var.schemaname or DEFAULT_SCHEMA}.{range_var.relname}"
+    return qualified([range_var.schemaname or DEFAULT_SCHEMA, range_var.relname])
 
 
 def qualified(parts: Any) -> str:
-    """``schema.name`` of a name list (``(String, String)``); a bare name gets ``public``."""
+    """``schema.name`` of a name list (``(String, String)``); a bare name gets ``public``.
+    Spelt as the server's ``format('%I.%I')`` spells it, as the trace names relations."""
     names = [str(getattr(p, "sval", p)) for p in (parts or ())]
     if len(names) == 1:
         names.insert(0, DEFAULT_SCHEMA)
-    return ".".join(names[-2:])
+    return ".".join(quote_ident(name) for name in names[-2:])
+
+
+_SAFE = re.compile(r"^[a-z_][a-z0-9_$]*$")
+_QUOTED_KEYWORDS = RESERVED_KEYWORDS | COL_NAME_KEYWORDS | TYPE_FUNC_NAME_KEYWORDS
+
+
+def quote_ident(name: str) -> str:
+    """PostgreSQL's quote_ident: quotes unless lower-case, plain and not a keyword."""
+    if _SAFE.match(name) and name not in _QUOTED_KEYWORDS:
+        return name
+    return '"' + name.replace('"', '""') + '"'
 
 
 def type_name(type_: Any) -> str:

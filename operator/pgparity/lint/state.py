@@ -23,6 +23,7 @@ from pglast.enums import (
 from pgparity.lint.locking import TakenLock
 from pgparity.lint.locks import LockMode
 from pgparity.lint.nodes import (
+    DEFAULT_SCHEMA,
     added_constraints,
     alter_commands,
     function_name,
@@ -108,9 +109,9 @@ class FileState:
             self.created.add(name)
         if isinstance(node, ast.RenameStmt) and node.renameType in _RELATION_KINDS:
             old = relation_name(node.relation)
-            if old in self.created and node.newname:
-                schema = old.split(".", 1)[0]
-                self.created.add(f"{schema}.{node.newname}")
+            if old in self.created and node.newname and node.relation is not None:
+                schema = node.relation.schemaname or DEFAULT_SCHEMA
+                self.created.add(qualified([schema, node.newname]))
         if isinstance(node, ast.AlterTableStmt) and not self.is_new(relation_name(node.relation)):
             self.altered.add(relation_name(node.relation) or "")
 
