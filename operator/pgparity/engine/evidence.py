@@ -102,8 +102,9 @@ def _rows(
         return 0
     if size > COUNT_LIMIT_BYTES:
         return None
-    query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table))
-    row = conn.execute(query).fetchone()
+    row = conn.execute(
+        sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table))
+    ).fetchone()
     return int(row[0]) if row else None
 
 

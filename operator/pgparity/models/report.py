@@ -168,14 +168,16 @@ class Finding:
     judgement: Judgement | None = None  # set on findings that come from a lint rule
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        entry: dict[str, Any] = {
             "rule": self.rule,
             "severity": self.severity.value,
             "statement": self.statement,
             "line": self.line,
             "message": self.message,
-            "judgement": self.judgement.value if self.judgement else None,
         }
+        if self.judgement is not None:  # only findings that come from a lint rule have one
+            entry["judgement"] = self.judgement.value
+        return entry
 
 
 @dataclass(frozen=True)
