@@ -12,18 +12,16 @@ from pglast.enums import AlterTableType, ConstrType
 from pglast.visitors import Visitor
 
 from pgparity.lint.catalog import Rule
-from pgparity.lint.checks.indexes import takes
+from pgparity.lint.checks.common import altered_table, takes
 from pgparity.lint.findings import Hit
 from pgparity.lint.locks import LockMode
 from pgparity.lint.nodes import (
     NewColumn,
-    alter_commands,
     function_name,
     has_typmods,
     is_builtin_type,
     is_serial,
     new_columns,
-    relation_name,
     type_name,
 )
 from pgparity.lint.nodes import (
@@ -84,12 +82,8 @@ NON_VOLATILE = {
 
 
 def column_changes(statement: Statement, state: FileState) -> Iterator[Hit]:
-    node = statement.node
-    assert isinstance(node, ast.AlterTableStmt)
-    table = relation_name(node.relation)
-    if state.is_new(table):
-        return
-    for cmd in alter_commands(node):
+    table, commands = altered_table(statement, state)
+    for cmd in commands:
         if cmd.subtype == AlterTableType.AT_AlterColumnType:
             new_type = type_name(getattr(cmd.def_, "typeName", None))
             yield Hit(

@@ -9,7 +9,7 @@ from pglast import ast
 from pglast.enums import AlterTableType, ConstrType
 
 from pgparity.lint.catalog import Rule
-from pgparity.lint.checks.indexes import takes
+from pgparity.lint.checks.common import altered_table, takes
 from pgparity.lint.findings import Hit
 from pgparity.lint.locks import LockMode
 from pgparity.lint.nodes import added_constraints as constraints_of
@@ -139,12 +139,8 @@ def validate_constraint(statement: Statement, state: FileState) -> Iterator[Hit]
 
 
 def set_not_null(statement: Statement, state: FileState) -> Iterator[Hit]:
-    node = statement.node
-    assert isinstance(node, ast.AlterTableStmt)
-    table = relation_name(node.relation)
-    if state.is_new(table):
-        return
-    for cmd in alter_commands(node):
+    table, commands = altered_table(statement, state)
+    for cmd in commands:
         if cmd.subtype != AlterTableType.AT_SetNotNull:
             continue
         if (table or "", str(cmd.name)) in state.not_null_checks:

@@ -8,19 +8,14 @@ from pglast import ast
 from pglast.enums import AlterTableType, DropBehavior, ObjectType, ReindexObjectType
 
 from pgparity.lint.catalog import Rule
+from pgparity.lint.checks.common import altered_table, takes
 from pgparity.lint.findings import Hit
 from pgparity.lint.locks import LockMode
-from pgparity.lint.nodes import alter_commands, qualified, relation_name
+from pgparity.lint.nodes import qualified, relation_name
 from pgparity.lint.source import Statement
 from pgparity.lint.state import FileState
 
 AEL = LockMode.ACCESS_EXCLUSIVE
-
-
-def takes(lock: LockMode, relation: str | None) -> str:
-    """``takes SHARE on public.orders (blocks writes)``."""
-    where = f" on {relation}" if relation else ""
-    return f"takes {lock.sql_name}{where} ({lock.blocks})"
 
 
 def create_index(statement: Statement, state: FileState) -> Iterator[Hit]:
@@ -78,12 +73,8 @@ def reindex(statement: Statement, state: FileState) -> Iterator[Hit]:
 
 
 def detach_partition(statement: Statement, state: FileState) -> Iterator[Hit]:
-    node = statement.node
-    assert isinstance(node, ast.AlterTableStmt)
-    parent = relation_name(node.relation)
-    if state.is_new(parent):
-        return
-    for cmd in alter_commands(node):
+    parent, commands = altered_table(statement, state)
+    for cmd in commands:
         if cmd.subtype == AlterTableType.AT_DetachPartition and not getattr(
             cmd.def_, "concurrent", False
         ):
