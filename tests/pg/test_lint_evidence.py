@@ -132,6 +132,16 @@ def test_compatibility_findings_are_confirmed_whatever_the_size(
     assert report.verdict is Verdict.VALIDATED
 
 
+def test_a_timeout_production_sets_dismisses_the_missing_timeout(
+    pg_db: PgDatabase, tmp_path: Path
+) -> None:
+    pg_db.execute(table_t(100))
+    report = validate_sql(pg_db, "ALTER TABLE t ADD COLUMN note text;", tmp_path, lock_timeout="2s")
+    missing = static(report, "missing-lock-timeout")
+    assert missing.judgement is Judgement.DISMISSED
+    assert missing.reason == "lock_timeout = 2s was in effect"
+
+
 def test_statements_that_did_not_run_are_not_observed(pg_db: PgDatabase, tmp_path: Path) -> None:
     pg_db.execute(table_t(10))
     sql = TIMEOUTS + "ALTER TABLE t ADD COLUMN n text NOT NULL;\nCREATE INDEX t_v ON t (v);"
@@ -153,12 +163,13 @@ def test_a_missing_lock_timeout_needs_contention_to_be_judged(
 ) -> None:
     pg_db.execute(table_t(100))
     sql = "ALTER TABLE t ADD COLUMN note text;"
-    idle = validate_sql(pg_db, sql, tmp_path)
+    idle = validate_sql(pg_db, sql, tmp_path, lock_timeout="0")
     assert static(idle, "missing-lock-timeout").judgement is Judgement.NOT_OBSERVED
     held = validate_sql(
         pg_db,
         sql,
         tmp_path,
+        lock_timeout="0",
         observation=ObservationOptions(hold_locks=(HoldLock("public.t", 1.0),)),
     )
     waited = static(held, "missing-lock-timeout")

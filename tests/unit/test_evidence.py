@@ -5,6 +5,7 @@ real clone in tests/pg/test_lint_evidence.py.)"""
 from __future__ import annotations
 
 from dataclasses import replace
+from types import MappingProxyType
 
 import pytest
 
@@ -142,8 +143,19 @@ class TestWhatTheTraceCouldNotSee:
         assert judged(INDEX, measured).judgement is expected
 
 
+TIMEOUTS_OFF = MappingProxyType({"lock_timeout": "0", "statement_timeout": "0"})
+
+
 class TestQueueFindings:
     SQL = "ALTER TABLE orders ADD COLUMN note text;"
+
+    @pytest.mark.parametrize("value", ["2s", "100ms", "1min"])
+    def test_a_timeout_in_effect_dismisses(self, value: str) -> None:
+        lock = LockRecord("public.orders", "AccessExclusiveLock", held_ms=9e6)
+        measured = result(index=1, locks=(lock,), settings_in_effect={"lock_timeout": value})
+        finding = judged(self.SQL, measured, rule="missing-lock-timeout", contended=True)
+        assert finding.judgement is Judgement.DISMISSED
+        assert finding.reason == f"lock_timeout = {value} was in effect"
 
     def test_idle_clone_cannot_show_a_queue(self) -> None:
         measured = result(
@@ -162,7 +174,9 @@ class TestQueueFindings:
     )
     def test_under_contention(self, observed: StatementObservation, expected: Judgement) -> None:
         lock = LockRecord("public.orders", "AccessExclusiveLock", held_ms=1.0)
-        measured = result(index=1, locks=(lock,), observed=observed)
+        measured = result(
+            index=1, locks=(lock,), observed=observed, settings_in_effect=TIMEOUTS_OFF
+        )
         finding = judged(self.SQL, measured, rule="missing-lock-timeout", contended=True)
         assert finding.judgement is expected
 

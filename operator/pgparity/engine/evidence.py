@@ -13,6 +13,9 @@ Thresholds (README, "Static findings and the trace"):
 - findings about a queue (missing-lock-timeout) need contention to be judged: with traffic or
   a held lock they are confirmed when the statement waited or made others wait, and dismissed
   otherwise; on an idle clone they are not observed;
+- findings about a missing timeout are dismissed when the trace read that timeout in effect
+  for the statement (the run applies production's, ``--lock-timeout``/``--statement-timeout``:
+  the migration runs with it there too);
 - compatibility findings (drops, renames) do not depend on size: confirmed whenever the
   relation existed before, dismissed when the migration created it;
 - rules about types and transactions are not judged: there is nothing to measure.
@@ -46,6 +49,11 @@ from pgparity.models.report import (
 
 # Rules whose hazard is the lock queue, not the hold: judged by waits, under contention.
 QUEUE_RULES = {Rule.MISSING_LOCK_TIMEOUT}
+# Rules about a setting: dismissed when the trace read it in effect for the statement.
+SETTING_RULES = {
+    Rule.MISSING_LOCK_TIMEOUT: "lock_timeout",
+    Rule.MISSING_STATEMENT_TIMEOUT: "statement_timeout",
+}
 # Errors that are the hazard itself: the statement waited or ran too long.
 TIMEOUTS = {"55P03": "waited for its lock past lock_timeout", "57014": "ran past statement_timeout"}
 COUNT_LIMIT_BYTES = 64 * 1024 * 1024  # count(*) a never-analyzed relation only up to this size
@@ -167,6 +175,10 @@ def _judgement(
     if result.error is not None:
         return _failed(finding, result)
     evidence = _evidence(finding, result, context)
+    setting = SETTING_RULES.get(finding.rule)
+    value = result.settings_in_effect.get(setting) if setting else None
+    if setting and _enabled(value):
+        return Judgement.DISMISSED, f"{setting} = {value} was in effect", evidence
     if category is Category.COMPATIBILITY:
         return Judgement.CONFIRMED, f"{relation} exists{_rows_text(evidence.rows)}", evidence
     if finding.rule in QUEUE_RULES:
@@ -208,6 +220,11 @@ def _evidence(
         blocked_sessions=seen.max_blocked_sessions if seen else None,
         rewritten=relation is not None and relation in result.rewrites,
     )
+
+
+def _enabled(timeout: str | None) -> bool:
+    """A timeout as current_setting() shows it (``5s``, ``0``): anything but zero is on."""
+    return timeout is not None and timeout.strip() not in ("", "0", "0ms", "0s", "0min")
 
 
 def _strongest(locks: Sequence[LockRecord], relation: str | None) -> LockRecord | None:
