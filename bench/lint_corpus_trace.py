@@ -88,8 +88,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--per-parent", nargs="*", default=list(DEFAULT_PER_PARENT), metavar="TABLE=PARENT"
     )
-    parser.add_argument("--lock-timeout", default="5s")
-    parser.add_argument("--statement-timeout", default="10min")
+    # Production's settings, which validate applies: Lemmy's migrations run with PostgreSQL's
+    # defaults (no lock_timeout, no statement_timeout).
+    parser.add_argument("--lock-timeout", default="0")
+    parser.add_argument("--statement-timeout", default="0")
     return parser
 
 
@@ -213,7 +215,9 @@ def _validate_each(
     dsn: str, files: Sequence[Path], args: argparse.Namespace
 ) -> tuple[list[tuple[str, StaticFinding]], list[str]]:
     options = ValidationOptions(
-        timeouts=Timeouts(parse_duration(args.lock_timeout), parse_duration(args.statement_timeout)),
+        timeouts=Timeouts(
+            parse_duration(args.lock_timeout), parse_duration(args.statement_timeout)
+        ),
         check_rerun=False,
     )
     judged: list[tuple[str, StaticFinding]] = []
