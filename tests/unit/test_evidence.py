@@ -275,3 +275,20 @@ def test_the_status_lists_confirmed_findings_first() -> None:
         "statement-timeout",
         "blocking-lock",
     ]
+
+
+@pytest.mark.parametrize(
+    ("duration", "expected"), [(2500.0, Judgement.CONFIRMED), (3.0, Judgement.DISMISSED)]
+)
+def test_work_after_a_dangerous_lock_is_judged_by_how_long_it_prolongs_it(
+    duration: float, expected: Judgement
+) -> None:
+    sql = (
+        "SET lock_timeout = '2s';\nSET statement_timeout = '9s';\n"
+        "BEGIN;\nALTER TABLE orders ADD COLUMN b text;\nUPDATE orders SET b = 'x';\nCOMMIT;"
+    )
+    finding = judged(sql, result(index=5, duration_ms=duration), rule="work-after-dangerous-lock")
+    assert finding.judgement is expected
+    assert finding.evidence is not None
+    assert finding.evidence.mode == "AccessExclusiveLock"
+    assert finding.evidence.held_ms == duration

@@ -205,16 +205,15 @@ def _evidence(
     finding: LintFinding, result: StatementResult, context: TraceContext
 ) -> TraceEvidence:
     lock = _strongest(result.locks, finding.relation)
-    held = lock.held_ms if lock is not None else None
-    if finding.rule is Rule.WORK_AFTER_DANGEROUS_LOCK:
-        held = result.duration_ms  # the lock was taken before; this statement prolongs it
+    mode, held = (lock.mode, lock.held_ms) if lock is not None else (None, None)
+    if finding.rule is Rule.WORK_AFTER_DANGEROUS_LOCK and finding.lock is not None:
+        # An earlier statement took the lock; this one keeps it held for its own duration.
+        mode, held = finding.lock.value, result.duration_ms
     relation = finding.relation or (lock.relation if lock else None)
     seen = result.observed
     return TraceEvidence(
         relation=relation,
-        mode=finding.lock.value
-        if finding.rule is Rule.WORK_AFTER_DANGEROUS_LOCK and finding.lock
-        else (lock.mode if lock else None),
+        mode=mode,
         rows=context.rows.get(relation) if relation else None,
         held_ms=held,
         blocked_sessions=seen.max_blocked_sessions if seen else None,
