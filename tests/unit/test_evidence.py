@@ -36,7 +36,12 @@ def share(held_ms: float, relation: str = "public.orders") -> LockRecord:
 
 
 def result(index: int = 3, **measured: object) -> StatementResult:
+    """A measured statement; unless said otherwise it ran as long as its longest lock was held
+    (the last statement of its transaction)."""
     base = StatementResult(index=index, line=index, sql="…", transactional=True, executed=True)
+    locks = measured.get("locks") or ()
+    held = max((lock.held_ms or 0.0 for lock in locks), default=None)  # type: ignore[attr-defined]
+    measured.setdefault("duration_ms", held)
     return replace(base, **measured)  # type: ignore[arg-type]
 
 
@@ -116,6 +121,16 @@ class TestThresholds:
     def test_dismissal_reason(self) -> None:
         finding = judged(INDEX, result(locks=(share(2.0),)), rows=0)
         assert finding.reason == "SHARE on public.orders (0 rows) held 2.0 ms, no session blocked"
+
+    def test_the_statements_own_time_decides_not_the_rest_of_the_transaction(self) -> None:
+        # Held 11 s because the transaction went on for 11 s after it: other statements'
+        # doing (work-after-dangerous-lock), not this one's.
+        finding = judged(INDEX, result(locks=(share(11_000.0),), duration_ms=2.0), rows=0)
+        assert finding.judgement is Judgement.DISMISSED
+        assert finding.reason == (
+            "SHARE on public.orders (0 rows) held 2.0 ms (11.0 s to the end of the "
+            "transaction), no session blocked"
+        )
 
 
 class TestWhatTheTraceCouldNotSee:
@@ -291,4 +306,4 @@ def test_work_after_a_dangerous_lock_is_judged_by_how_long_it_prolongs_it(
     assert finding.judgement is expected
     assert finding.evidence is not None
     assert finding.evidence.mode == "AccessExclusiveLock"
-    assert finding.evidence.held_ms == duration
+    assert finding.evidence.statement_ms == duration

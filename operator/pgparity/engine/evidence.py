@@ -4,12 +4,14 @@ clone, is confirmed or dismissed.
 Thresholds (README, "Static findings and the trace"):
 
 - **dismissed** when the relation was created by the migration itself; when the statement took
-  no lock that blocks the application on it; or when the lock was held less than
-  ``hold_ms`` (1 s), no session was blocked and the relation was not rewritten with at least
-  ``rows`` (1 000 000) rows in it;
-- **confirmed** otherwise: the lock was held ``hold_ms`` or longer, or sessions were blocked
-  behind it, or the relation was rewritten with ``rows`` or more; and, whatever the timing,
-  when the statement ran out of lock_timeout or statement_timeout;
+  no lock that blocks the application on it; or when the statement held it for less than
+  ``hold_ms`` (1 s) of its own, no session was blocked and the relation was not rewritten with
+  at least ``rows`` (1 000 000) rows in it;
+- **confirmed** otherwise: the statement's own work under the lock took ``hold_ms`` or longer,
+  or sessions were blocked behind it, or the relation was rewritten with ``rows`` or more;
+  and, whatever the timing, when the statement ran out of lock_timeout or statement_timeout.
+  The statement's own time is what the rule is about: a lock stays held until the transaction
+  ends, and the statements after it that prolong it are work-after-dangerous-lock's concern;
 - findings about a queue (missing-lock-timeout) need contention to be judged: with traffic or
   a held lock they are confirmed when the statement waited or made others wait, and dismissed
   otherwise; on an idle clone they are not observed;
@@ -180,6 +182,8 @@ def _judgement(
     if setting and _enabled(value):
         return Judgement.DISMISSED, f"{setting} = {value} was in effect", evidence
     if category is Category.COMPATIBILITY:
+        if relation is None:  # a type, function or schema: the trace follows relations only
+            return Judgement.NOT_JUDGED, "not a relation: the trace follows relations", None
         return Judgement.CONFIRMED, f"{relation} exists{_rows_text(evidence.rows)}", evidence
     if finding.rule in QUEUE_RULES:
         return _queue(evidence, result, context)
@@ -208,7 +212,7 @@ def _evidence(
     mode, held = (lock.mode, lock.held_ms) if lock is not None else (None, None)
     if finding.rule is Rule.WORK_AFTER_DANGEROUS_LOCK and finding.lock is not None:
         # An earlier statement took the lock; this one keeps it held for its own duration.
-        mode, held = finding.lock.value, result.duration_ms
+        mode, held = finding.lock.value, None
     relation = finding.relation or (lock.relation if lock else None)
     seen = result.observed
     return TraceEvidence(
@@ -216,6 +220,7 @@ def _evidence(
         mode=mode,
         rows=context.rows.get(relation) if relation else None,
         held_ms=held,
+        statement_ms=result.duration_ms,
         blocked_sessions=seen.max_blocked_sessions if seen else None,
         rewritten=relation is not None and relation in result.rewrites,
     )
@@ -279,7 +284,7 @@ def _by_thresholds(
             f"it took {taken} on {evidence.relation}: nothing blocked",
             evidence,
         )
-    held = evidence.held_ms or 0.0
+    held = evidence.statement_ms or 0.0
     blocked = evidence.blocked_sessions or 0
     big_rewrite = evidence.rewritten and (evidence.rows or 0) >= limits.rows
     text = _lock_text(evidence)
@@ -295,10 +300,16 @@ def _rewrite_rule(finding: LintFinding) -> bool:
 
 
 def _lock_text(evidence: TraceEvidence) -> str:
-    """``SHARE on public.orders (12.4 M rows) held 41 s``."""
+    """``SHARE on public.orders (12.4 M rows) held 41 s``, and how long the lock stayed held
+    after the statement when the transaction went on (``…, 11 s to the end of the
+    transaction``)."""
     mode = LockMode.parse(evidence.mode) if evidence.mode else None
     name = mode.sql_name if mode else (evidence.mode or "no lock")
-    held = f" held {_duration(evidence.held_ms)}" if evidence.held_ms is not None else ""
+    own = evidence.statement_ms
+    held = f" held {_duration(own)}" if own is not None else ""
+    total = evidence.held_ms
+    if total is not None and own is not None and total > max(2 * own, own + 100):
+        held += f" ({_duration(total)} to the end of the transaction)"
     return f"{name} on {evidence.relation}{_rows_text(evidence.rows)}{held}"
 
 

@@ -187,7 +187,8 @@ class TraceEvidence:
     relation: str | None
     mode: str | None = None  # the strongest lock the statement took on it (pg_locks' name)
     rows: int | None = None  # pg_class.reltuples before the migration (None: unknown)
-    held_ms: float | None = None
+    held_ms: float | None = None  # until the transaction ended
+    statement_ms: float | None = None  # of that, the statement's own work under the lock
     blocked_sessions: int | None = None
     rewritten: bool = False
     created: bool = False  # created by the migration itself
@@ -198,6 +199,7 @@ class TraceEvidence:
             "mode": self.mode,
             "rows": self.rows,
             "held_ms": _round(self.held_ms),
+            "statement_ms": _round(self.statement_ms),
             "blocked_sessions": self.blocked_sessions,
             "rewritten": self.rewritten,
             "created": self.created,
@@ -516,6 +518,7 @@ def _parse_evidence(reader: Reader) -> TraceEvidence:
         mode=reader.opt_string("mode"),
         rows=reader.opt_integer("rows"),
         held_ms=reader.opt_float("held_ms"),
+        statement_ms=reader.opt_float("statement_ms"),
         blocked_sessions=reader.opt_integer("blocked_sessions"),
         rewritten=bool(reader.get("rewritten", False)),
         created=bool(reader.get("created", False)),
