@@ -125,6 +125,11 @@ FAILING: list[tuple[Rule, str]] = [
     (Rule.IDENTIFIER_TOO_LONG, 'CREATE TABLE t ("' + "é" * 32 + '" bigint)'),  # 64 bytes
     (Rule.DUPLICATE_COLUMN_ASSIGNMENT, "UPDATE orders SET a = 1, a = 2"),
     (Rule.DUPLICATE_COLUMN_ASSIGNMENT, "INSERT INTO orders (a, a) VALUES (1, 2)"),
+    (Rule.UNQUALIFIED_NAME, "CREATE TABLE t (a int)"),
+    (Rule.UNQUALIFIED_NAME, "CREATE INDEX CONCURRENTLY i ON orders (a)"),
+    (Rule.UNQUALIFIED_NAME, "ALTER TABLE orders ADD COLUMN b text"),
+    (Rule.UNQUALIFIED_NAME, "DROP VIEW IF EXISTS v"),
+    (Rule.UNQUALIFIED_NAME, "CREATE MATERIALIZED VIEW m AS SELECT 1"),
     (Rule.SYNTAX_ERROR, "CREATE TABL t ()"),
     (Rule.INVALID_ACKNOWLEDGEMENT, "-- pgparity: allow drop-table\nDROP TABLE orders"),
     (Rule.INVALID_ACKNOWLEDGEMENT, "-- pgparity: allow drop-tables because old\nDROP TABLE orders"),
@@ -245,6 +250,11 @@ PASSING: list[tuple[Rule, str]] = [
     (Rule.CREATE_DOMAIN_WITH_CONSTRAINT, "CREATE DOMAIN name AS text"),
     (Rule.IDENTIFIER_TOO_LONG, f"CREATE TABLE t ({LONG[:63]} bigint)"),
     (Rule.DUPLICATE_COLUMN_ASSIGNMENT, "UPDATE orders SET a = 1, b = 2"),
+    (
+        Rule.UNQUALIFIED_NAME,  # qualified, temporary, or not DDL: search_path cannot misplace it
+        "CREATE TABLE app.t (a int);\nCREATE TEMP TABLE s (a int);\nDROP TABLE app.t, pg_temp.s;\n"
+        "INSERT INTO orders VALUES (1);\nCREATE INDEX CONCURRENTLY i ON app.orders (a);",
+    ),
     (Rule.SYNTAX_ERROR, "CREATE TABLE t ()"),
     (
         Rule.INVALID_ACKNOWLEDGEMENT,

@@ -67,6 +67,7 @@ class Rule(StrEnum):
     CREATE_DOMAIN_WITH_CONSTRAINT = "create-domain-with-constraint"
     IDENTIFIER_TOO_LONG = "identifier-too-long"
     DUPLICATE_COLUMN_ASSIGNMENT = "duplicate-column-assignment"
+    UNQUALIFIED_NAME = "unqualified-name"
     # About the input and the acknowledgements themselves.
     SYNTAX_ERROR = "syntax-error"
     INVALID_ACKNOWLEDGEMENT = "invalid-acknowledgement"
@@ -451,6 +452,14 @@ _RULES = (
         W,
         "identifiers longer than 63 bytes are silently truncated",
         ("identifier-too-long",),
+    ),
+    RuleInfo(
+        Rule.UNQUALIFIED_NAME,
+        Y,
+        W,
+        "a table, view or index named without its schema lands wherever search_path points",
+        ("require-table-schema",),
+        enabled=False,
     ),
     RuleInfo(
         Rule.DUPLICATE_COLUMN_ASSIGNMENT,

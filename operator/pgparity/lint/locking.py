@@ -15,7 +15,13 @@ from pglast import ast
 from pglast.enums import AlterTableType, ConstrType, ObjectType, ReindexObjectType
 
 from pgparity.lint.locks import LockMode
-from pgparity.lint.nodes import added_constraints, alter_commands, qualified, relation_name
+from pgparity.lint.nodes import (
+    RELATION_KINDS,
+    added_constraints,
+    alter_commands,
+    qualified,
+    relation_name,
+)
 
 AEL = LockMode.ACCESS_EXCLUSIVE
 SUE = LockMode.SHARE_UPDATE_EXCLUSIVE
@@ -49,16 +55,6 @@ _ALTER_MODES = {
 
 # LOCK TABLE's mode numbers (lockdefs.h: 1 AccessShareLock … 8 AccessExclusiveLock).
 _LOCK_NUMBERS = dict(enumerate(LockMode, start=1))
-
-# DROP of these object types takes ACCESS EXCLUSIVE on each object named.
-_DROPPED_RELATIONS = {
-    ObjectType.OBJECT_TABLE,
-    ObjectType.OBJECT_VIEW,
-    ObjectType.OBJECT_MATVIEW,
-    ObjectType.OBJECT_INDEX,
-    ObjectType.OBJECT_SEQUENCE,
-    ObjectType.OBJECT_FOREIGN_TABLE,
-}
 
 
 def statement_locks(node: ast.Node) -> tuple[TakenLock, ...]:
@@ -101,7 +97,7 @@ def _create_index(node: ast.IndexStmt) -> Iterator[tuple[str | None, LockMode]]:
 
 
 def _drop(node: ast.DropStmt) -> Iterator[tuple[str | None, LockMode]]:
-    if node.removeType not in _DROPPED_RELATIONS:
+    if node.removeType not in RELATION_KINDS:
         return
     mode = SUE if node.concurrent else AEL
     for parts in node.objects or ():

@@ -8,10 +8,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from pglast import ast
-from pglast.enums import AlterTableType, ConstrType
+from pglast.enums import AlterTableType, ConstrType, ObjectType
 from pglast.keywords import COL_NAME_KEYWORDS, RESERVED_KEYWORDS, TYPE_FUNC_NAME_KEYWORDS
 
 DEFAULT_SCHEMA = "public"
+# Object types whose DROP names relations (and takes ACCESS EXCLUSIVE on each).
+RELATION_KINDS = frozenset(
+    {
+        ObjectType.OBJECT_TABLE,
+        ObjectType.OBJECT_VIEW,
+        ObjectType.OBJECT_MATVIEW,
+        ObjectType.OBJECT_INDEX,
+        ObjectType.OBJECT_SEQUENCE,
+        ObjectType.OBJECT_FOREIGN_TABLE,
+    }
+)
 
 
 def relation_name(range_var: Any) -> str | None:

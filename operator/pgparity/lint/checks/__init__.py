@@ -51,6 +51,7 @@ EVERY_STATEMENT: tuple[Check, ...] = (
     sessions.timeouts,
     sessions.work_after_dangerous_lock,
     sessions.not_re_runnable,
+    objects.unqualified_names,
 )
 
 

@@ -10,7 +10,7 @@ from pglast.enums import ObjectType
 from pgparity.lint.catalog import Rule
 from pgparity.lint.findings import Hit
 from pgparity.lint.locks import LockMode
-from pgparity.lint.nodes import qualified, relation_name
+from pgparity.lint.nodes import RELATION_KINDS, qualified, relation_name
 from pgparity.lint.source import Statement
 from pgparity.lint.state import FileState
 
@@ -123,3 +123,49 @@ def alter_enum(statement: Statement, state: FileState) -> Iterator[Hit]:
             f"ADD VALUE {node.newVal!r} to {enum} without BEFORE or AFTER puts it last in the "
             "sort order; say where it belongs",
         )
+
+
+# Where a DDL statement names the relation it creates or changes (temporary ones live in
+# pg_temp whatever the search_path, so they are left alone).
+_DDL_TARGETS: dict[type, str] = {
+    ast.CreateStmt: "relation",
+    ast.IndexStmt: "relation",
+    ast.AlterTableStmt: "relation",
+    ast.ViewStmt: "view",
+    ast.RenameStmt: "relation",
+}
+
+
+def unqualified_names(statement: Statement, state: FileState) -> Iterator[Hit]:
+    """squawk's require-table-schema: the relation a DDL statement creates, changes or drops
+    is named with its schema."""
+    for name, location in _ddl_names(statement.node):
+        yield Hit(
+            Rule.UNQUALIFIED_NAME,
+            f"{name} is named without a schema: it is whatever search_path finds first, which "
+            "the migration runner's role may set differently; write the schema",
+            location,
+        )
+
+
+def _ddl_names(node: ast.Node) -> Iterator[tuple[str, int | None]]:
+    if isinstance(node, ast.CreateTableAsStmt) and node.into is not None:
+        yield from _unqualified(node.into.rel)
+    elif isinstance(node, ast.DropStmt) and node.removeType in RELATION_KINDS:
+        for parts in node.objects or ():
+            names = [str(getattr(p, "sval", p)) for p in parts]
+            if len(names) == 1:
+                yield names[0], None
+    elif isinstance(node, ast.TruncateStmt):
+        for relation in node.relations or ():
+            yield from _unqualified(relation)
+    elif type(node) in _DDL_TARGETS:
+        yield from _unqualified(getattr(node, _DDL_TARGETS[type(node)]))
+
+
+def _unqualified(relation: object) -> Iterator[tuple[str, int | None]]:
+    if not isinstance(relation, ast.RangeVar) or not relation.relname or relation.schemaname:
+        return
+    if relation.relpersistence == "t":
+        return
+    yield relation.relname, relation.location
