@@ -37,6 +37,8 @@ from pgparity.lint.catalog import CATALOG
 from pgparity.lint.source import Lines, read_source
 
 SQUAWK_VERSION = "2.70.0"
+# squawk's opt-in rules, turned on as pgparity's off-by-default ones are, so both are compared.
+SQUAWK_OPT_IN = ("require-table-schema",)
 Key = tuple[str, int]  # (file, statement index)
 
 
@@ -129,7 +131,7 @@ def _run_squawk(
     in_transaction: bool,
     statements: dict[str, Any],
 ) -> ToolRun:
-    command = [squawk, "--reporter", "json"]
+    command = [squawk, "--reporter", "json", *(f"--include={rule}" for rule in SQUAWK_OPT_IN)]
     command += ["--assume-in-transaction"] if in_transaction else []
     seconds, output = _timed([*command, *map(str, files)], runs)
     findings = []
