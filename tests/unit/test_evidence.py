@@ -172,6 +172,22 @@ class TestQueueFindings:
         assert finding.judgement is Judgement.DISMISSED
         assert finding.reason == f"lock_timeout = {value} was in effect"
 
+    def test_a_statement_timeout_does_not_confirm_a_missing_lock_timeout(self) -> None:
+        # The rewrite ran past statement_timeout with lock_timeout in effect: the lock-timeout
+        # finding is dismissed, only the rewrite's own finding is confirmed.
+        lock = LockRecord("public.orders", "AccessExclusiveLock", held_ms=150.0)
+        measured = result(
+            index=1,
+            locks=(lock,),
+            error=StatementError("57014", "canceling statement due to statement timeout"),
+            settings_in_effect={"lock_timeout": "2s", "statement_timeout": "150ms"},
+        )
+        sql = "ALTER TABLE orders ALTER COLUMN a TYPE bigint;"
+        for rule in ("missing-lock-timeout", "missing-statement-timeout"):
+            finding = judged(sql, measured, rule=rule, contended=True)
+            assert finding.judgement is Judgement.DISMISSED, rule
+        assert judged(sql, measured, rule="column-type-change").judgement is Judgement.CONFIRMED
+
     def test_idle_clone_cannot_show_a_queue(self) -> None:
         measured = result(
             index=1, locks=(LockRecord("public.orders", "AccessExclusiveLock", held_ms=9e6),)

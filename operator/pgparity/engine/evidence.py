@@ -17,7 +17,8 @@ Thresholds (README, "Static findings and the trace"):
   otherwise; on an idle clone they are not observed;
 - findings about a missing timeout are dismissed when the trace read that timeout in effect
   for the statement (the run applies production's, ``--lock-timeout``/``--statement-timeout``:
-  the migration runs with it there too);
+  the migration runs with it there too), even when the statement then ran out of the other
+  timeout: a statement_timeout firing says nothing about the lock queue;
 - compatibility findings (drops, renames) do not depend on size: confirmed whenever the
   relation existed before, dismissed when the migration created it;
 - rules about types and transactions are not judged: there is nothing to measure.
@@ -174,13 +175,14 @@ def _judgement(
     if result is None or not result.executed:
         why = result.not_executed_reason if result is not None else None
         return Judgement.NOT_OBSERVED, f"the statement did not run ({why or 'not reached'})", None
-    if result.error is not None:
-        return _failed(finding, result)
     evidence = _evidence(finding, result, context)
+    # Before the failure: a statement that ran out of a timeout had that timeout in effect.
     setting = SETTING_RULES.get(finding.rule)
     value = result.settings_in_effect.get(setting) if setting else None
     if setting and _enabled(value):
         return Judgement.DISMISSED, f"{setting} = {value} was in effect", evidence
+    if result.error is not None and finding.rule not in QUEUE_RULES:
+        return _failed(finding, result)
     if category is Category.COMPATIBILITY:
         if relation is None:  # a type, function or schema: the trace follows relations only
             return Judgement.NOT_JUDGED, "not a relation: the trace follows relations", None
