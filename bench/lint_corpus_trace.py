@@ -5,6 +5,8 @@ to `--cut`; then the corpus's biggest tables get volume (`--rows table=N`, fille
 generate_series, foreign keys pointing at existing rows); then every later migration up to
 `--stop` is validated there (`pgparity validate`'s engine: a rolled-back dry-run, traced) and
 then applied for real, as the project's migration tool would, so the next one sees its schema.
+Each file is linted as running in one transaction (``--assume-in-transaction``, the default:
+diesel wraps each migration in one), so the statements after a dangerous lock are found.
 Printed, as Markdown: per rule, how many static findings the trace confirmed, dismissed, did
 not observe (the statement did not run) or does not judge (types, transactions), and the
 confirmed findings with the evidence.
@@ -32,6 +34,7 @@ from psycopg import sql
 
 from pgparity.engine.execute.dryrun import Timeouts
 from pgparity.engine.validate import MigrationFile, Target, ValidationOptions, validate
+from pgparity.lint import LintConfig
 from pgparity.models.quantities import parse_duration
 from pgparity.models.report import Judgement, StaticFinding
 from pgparity.pg.clone import mark_clone
@@ -92,6 +95,10 @@ def _parser() -> argparse.ArgumentParser:
     # defaults (no lock_timeout, no statement_timeout).
     parser.add_argument("--lock-timeout", default="0")
     parser.add_argument("--statement-timeout", default="0")
+    # diesel (Lemmy's runner) wraps each migration in a transaction: locks are held to its end.
+    parser.add_argument(
+        "--assume-in-transaction", action=argparse.BooleanOptionalAction, default=True
+    )
     return parser
 
 
@@ -219,6 +226,7 @@ def _validate_each(
             parse_duration(args.lock_timeout), parse_duration(args.statement_timeout)
         ),
         check_rerun=False,
+        lint=LintConfig(assume_in_transaction=args.assume_in_transaction),
     )
     judged: list[tuple[str, StaticFinding]] = []
     failed: list[str] = []
