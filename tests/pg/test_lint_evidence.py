@@ -103,6 +103,32 @@ def test_a_lock_held_past_the_threshold_is_confirmed(pg_db: PgDatabase, tmp_path
     assert report.verdict is Verdict.REJECTED
 
 
+def test_the_statements_own_time_decides_and_the_work_after_it_is_judged_by_its_own(
+    pg_db: PgDatabase, tmp_path: Path
+) -> None:
+    # A fast index build early in a long transaction: SHARE stays held while pg_sleep runs.
+    pg_db.execute("CREATE TABLE small (a int); INSERT INTO small VALUES (1); ANALYZE small;")
+    sql = (
+        "BEGIN;\n" + TIMEOUTS + "CREATE INDEX small_a ON small (a);\n"
+        "SELECT pg_sleep(1.2);\nCOMMIT;\n"
+    )
+    report = validate_sql(pg_db, sql, tmp_path)
+    index = static(report, "create-index-non-concurrently")
+    assert index.judgement is Judgement.DISMISSED
+    assert index.evidence is not None
+    assert index.evidence.statement_ms is not None
+    assert index.evidence.held_ms is not None
+    assert index.evidence.statement_ms < 1000 <= index.evidence.held_ms
+    assert "to the end of the transaction" in index.reason
+    after = static(report, "work-after-dangerous-lock")
+    assert after.judgement is Judgement.CONFIRMED
+    assert after.evidence is not None
+    assert after.evidence.statement_ms is not None
+    assert after.evidence.statement_ms >= 1000
+    assert after.reason.startswith("SHARE on public.small (1 row) held ")
+    assert report.verdict is Verdict.REJECTED
+
+
 def test_an_acknowledged_confirmed_finding_is_a_warning(pg_db: PgDatabase, tmp_path: Path) -> None:
     pg_db.execute(table_t(150_000))
     sql = (
