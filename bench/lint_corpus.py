@@ -11,7 +11,8 @@ squawk comes from PyPI (`squawk-cli`, a binary wheel); `--install-squawk` puts t
 version into the running virtualenv. Printed, as Markdown: findings per rule for both tools;
 for every squawk rule pgparity has an equivalent of, how many statements both flag, only one
 flags, and the agreement (both / either); and the time of each tool (best of `--runs`, the
-whole command, start-up included).
+whole command, start-up included, wall and CPU: on a shared machine the CPU time is the
+figure that load does not inflate).
 
 Findings are compared per statement: squawk's line and column are mapped to the statement
 that contains them (PostgreSQL's parser, as pgparity splits the file), so a rule firing twice
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shutil
 import subprocess
 import sys
@@ -45,7 +47,7 @@ Key = tuple[str, int]  # (file, statement index)
 @dataclass(frozen=True)
 class ToolRun:
     name: str
-    seconds: float
+    time: Timing
     findings: list[tuple[str, Key]]  # (rule, where)
     linting_seconds: float | None = None  # without the interpreter's start-up
 
@@ -93,16 +95,26 @@ def _statement_spans(path: Path) -> tuple[Lines, list[tuple[int, int]]]:
     return source.lines, [(s.start, s.end) for s in source.statements]
 
 
-def _timed(command: list[str], runs: int) -> tuple[float, str]:
-    best, output = float("inf"), ""
+@dataclass(frozen=True)
+class Timing:
+    wall: float  # best of the runs
+    cpu: float  # user + system of that command, best of the runs: what load does not inflate
+
+
+def _timed(command: list[str], runs: int) -> tuple[Timing, str]:
+    wall, cpu, output = float("inf"), float("inf"), ""
     for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True, check=False)
-        best = min(best, time.perf_counter() - started)
+        wall = min(wall, time.perf_counter() - started)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        used = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+        cpu = min(cpu, used)
         output = done.stdout
         if done.returncode not in (0, 1):
             raise SystemExit(f"{command[0]} failed ({done.returncode}): {done.stderr[:500]}")
-    return best, output
+    return Timing(wall, cpu), output
 
 
 def _run_pgparity(files: list[Path], runs: int, in_transaction: bool) -> ToolRun:
@@ -114,14 +126,14 @@ def _run_pgparity(files: list[Path], runs: int, in_transaction: bool) -> ToolRun
         command = [str(Path(sys.executable).parent / "pgparity"), "lint", "--format", "json"]
         command += ["--config", str(config)]
         command += ["--assume-in-transaction"] if in_transaction else []
-        seconds, output = _timed([*command, *map(str, files)], runs)
+        timing, output = _timed([*command, *map(str, files)], runs)
     document = json.loads(output)
     findings = [
         (f["rule"], (f["path"], f["statement"] or 0))
         for f in document["findings"]
         if f["acknowledged"] is None
     ]
-    return ToolRun("pgparity", seconds, findings, document["summary"]["seconds"])
+    return ToolRun("pgparity", timing, findings, document["summary"]["seconds"])
 
 
 def _run_squawk(
@@ -133,7 +145,7 @@ def _run_squawk(
 ) -> ToolRun:
     command = [squawk, "--reporter", "json", *(f"--include={rule}" for rule in SQUAWK_OPT_IN)]
     command += ["--assume-in-transaction"] if in_transaction else []
-    seconds, output = _timed([*command, *map(str, files)], runs)
+    timing, output = _timed([*command, *map(str, files)], runs)
     findings = []
     for violation in json.loads(output):
         path = violation["file"]
@@ -141,7 +153,7 @@ def _run_squawk(
         # squawk's lines and columns are 0-based.
         offset = lines.offset(violation["line"] + 1, violation["column"] + 1)
         findings.append((violation["rule_name"], (path, _statement_at(spans, offset))))
-    return ToolRun(f"squawk {SQUAWK_VERSION}", seconds, findings)
+    return ToolRun(f"squawk {SQUAWK_VERSION}", timing, findings)
 
 
 def _statement_at(spans: list[tuple[int, int]], offset: int) -> int:
@@ -175,14 +187,14 @@ def _report(
 
 def _timing(ours: ToolRun, theirs: ToolRun, files: int) -> str:
     rows = [
-        "| tool | findings | whole command | per file | linting only |",
-        "|---|---:|---:|---:|---:|",
+        "| tool | findings | whole command | CPU (user + sys) | CPU per file | linting only |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for run in (ours, theirs):
         inside = f"{run.linting_seconds:.2f} s" if run.linting_seconds is not None else "—"
         rows.append(
-            f"| {run.name} | {len(run.findings)} | {run.seconds:.2f} s | "
-            f"{run.seconds / files * 1000:.2f} ms | {inside} |"
+            f"| {run.name} | {len(run.findings)} | {run.time.wall:.2f} s | "
+            f"{run.time.cpu:.2f} s | {run.time.cpu / files * 1000:.2f} ms | {inside} |"
         )
     return "\n".join(rows)
 
