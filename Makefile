@@ -133,6 +133,18 @@ bench-seed: install postgres ## anonymized seed vs plain pg_dump | pg_restore (p
 bench-scale: install postgres ## migrations of 1k/2k/4k statements: time, per-statement ratio, peak RSS
 	$(BIN)/python bench/bench_scale.py
 
+CORPUS ?=
+
+.PHONY: bench-lint
+bench-lint: install ## pgparity lint vs squawk on a migration corpus (make bench-lint CORPUS=DIR; README)
+	@test -n "$(CORPUS)" || { echo "usage: make bench-lint CORPUS=DIR (see README, Lint)"; exit 2; }
+	$(BIN)/python bench/lint_corpus.py --corpus $(CORPUS)
+
+.PHONY: bench-lint-trace
+bench-lint-trace: install postgres ## the corpus's lint findings judged on a clone with volume (CORPUS=DIR; README)
+	@test -n "$(CORPUS)" || { echo "usage: make bench-lint-trace CORPUS=DIR (see README, Lint)"; exit 2; }
+	$(BIN)/python bench/lint_corpus_trace.py --corpus $(CORPUS)
+
 .PHONY: bench-operator
 bench-operator: install postgres kube-assets ## the operator at 10/100/500 validations + 5/20/100 clones
 	$(BIN)/python bench/bench_operator.py

@@ -21,6 +21,7 @@ import psycopg
 import pytest
 from psycopg import conninfo, sql
 
+from pgparity.engine.evidence import EvidenceThresholds
 from pgparity.engine.execute.dryrun import Timeouts
 from pgparity.engine.observe.observation import ObservationOptions, TrafficPlan
 from pgparity.engine.validate import MigrationFile, Target, ValidationOptions, validate
@@ -178,6 +179,7 @@ def validate_sql(
     check_rerun: bool = True,
     observation: ObservationOptions | None = None,
     explain: ExplainFile | None = None,
+    evidence: EvidenceThresholds | None = None,
 ) -> ValidationReport:
     """Write ``text`` to a migration file and validate it against ``db`` in-process."""
     from pathlib import Path
@@ -191,6 +193,7 @@ def validate_sql(
         check_rerun=check_rerun,
         observation=observation or ObservationOptions(),
         explain=explain,
+        evidence=evidence or EvidenceThresholds(),
     )
     target = Target(db.dsn, db.replica_dsn if replica else None)
     return validate(MigrationFile.read(path), target, options)

@@ -322,7 +322,12 @@ def test_validation_job_and_verdicts(
     assert rejected["verdict"] == "REJECTED"
     assert conditions(rejected)["DryRunSucceeded"]["reason"] == "StatementTimeout"
     assert conditions(rejected)["Validated"]["reason"] == "Rejected"
-    assert rejected["findings"][0]["rule"] == "statement-timeout"
+    # The static finding the trace confirmed (the rewrite ran past statement_timeout) first.
+    first, *rest = rejected["findings"]
+    assert first["rule"] == "column-type-change"
+    assert "confirmed by the trace: the statement ran past statement_timeout" in first["message"]
+    assert rest[0]["rule"] == "statement-timeout"
+    assert "lint: 1 confirmed" in rejected["message"]
     assert "57014" in rejected["statements"][0]["error"]
     row = kube_plane.kubectl("get", "mv", "-n", kube_namespace).stdout
     assert "VALIDATED" in row

@@ -8,7 +8,15 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pgparity.models.quantities import format_bytes, format_ms
-from pgparity.models.report import Finding, StatementResult, ValidationReport, Verdict
+from pgparity.models.report import (
+    Finding,
+    StatementResult,
+    StaticFinding,
+    ValidationReport,
+    Verdict,
+    confirmed_first,
+    lint_summary,
+)
 
 FORMATS = ("text", "json", "markdown", "junit")
 
@@ -60,10 +68,23 @@ def render_text(report: ValidationReport) -> str:
     lines += _text_observation(report.observations)
     if report.findings:
         lines.append("findings")
-        lines.extend(f"  {f.severity.value:<8} {f.rule:<24} {f.message}" for f in report.findings)
+        lines.extend(
+            f"  {f.severity.value:<8} {f.rule:<24} {f.message}"
+            for f in confirmed_first(report.findings)
+        )
+        lines.append("")
+    if report.lint:
+        lines.append(f"lint       {lint_summary(report)}, judged by the trace")
+        lines.extend(
+            f"  {s.judgement.value:<12} {s.rule:<32} {_where(s)}: {s.reason}" for s in report.lint
+        )
         lines.append("")
     lines.append(f"verdict    {summary_line(report)}")
     return "\n".join(lines) + "\n"
+
+
+def _where(static: StaticFinding) -> str:
+    return f"statement {static.statement}" if static.statement else f"line {static.line}"
 
 
 def _text_observation(observations: Mapping[str, Any]) -> list[str]:
@@ -197,9 +218,10 @@ def render_markdown(report: ValidationReport) -> str:
         lines += ["| severity | rule | statement | finding |", "|---|---|---|---|"]
         lines += [
             f"| {f.severity.value} | `{f.rule}` | {f.statement or ''} | {_md(f.message)} |"
-            for f in report.findings
+            for f in confirmed_first(report.findings)
         ]
         lines.append("")
+    lines += _md_lint(report)
     if report.statements:
         lines += [
             "| # | line | statement | ms | WAL | locks | rewrites |",
@@ -209,6 +231,25 @@ def render_markdown(report: ValidationReport) -> str:
         lines.append("")
     lines += _md_observation(report)
     return "\n".join(lines)
+
+
+def _md_lint(report: ValidationReport) -> list[str]:
+    """The static findings, confirmed first, each with what the trace saw."""
+    if not report.lint:
+        return []
+    lines = [
+        f"**Lint, judged by the trace** ({lint_summary(report)}):",
+        "",
+        "| judgement | rule | statement | what the trace saw |",
+        "|---|---|---|---|",
+    ]
+    for s in report.lint:
+        ack = f" _(acknowledged: {_md(s.acknowledged)})_" if s.acknowledged else ""
+        lines.append(
+            f"| {s.judgement.value} | [`{s.rule}`](docs/rules/{s.rule}.md) | "
+            f"{s.statement or ''} | {_md(s.reason)}{ack} |"
+        )
+    return [*lines, ""]
 
 
 def _md_observation(report: ValidationReport) -> list[str]:

@@ -36,6 +36,7 @@ from pgparity.engine.validate import (
 )
 from pgparity.errors import SpecError, UsageError
 from pgparity.inputs import REPORT, SEED_SQL, check_no_nul, read_text
+from pgparity.lint import find_config, load_config
 from pgparity.models.quantities import is_duration, parse_duration, parse_size
 from pgparity.models.report import ValidationReport, Verdict
 from pgparity.models.workload import MAX_CLIENTS, MAX_RATE, ExplainFile, Workload
@@ -109,6 +110,13 @@ def _add_validate(p: argparse.ArgumentParser) -> None:
         dest="rerun_check",
         action="store_false",
         help="skip re-running the migration to detect non-idempotent statements",
+    )
+    p.add_argument(
+        "--lint-config",
+        type=Path,
+        metavar="FILE",
+        help="lint configuration for the static findings the trace judges (default: the "
+        "nearest pgparity.toml or pyproject.toml [tool.pgparity.lint])",
     )
     observe = p.add_argument_group("traffic and observation")
     observe.add_argument(
@@ -191,6 +199,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         check_rerun=args.rerun_check,
         observation=_observation_options(args),
         explain=explain_file(args.explain) if args.explain else None,
+        lint=load_config(args.lint_config or find_config(Path.cwd())),
     )
     progress = progress_printer(args.quiet)
     if args.local:

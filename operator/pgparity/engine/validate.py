@@ -20,6 +20,13 @@ from typing import Any
 import psycopg
 
 from pgparity.engine import findings as rules
+from pgparity.engine.evidence import (
+    EvidenceThresholds,
+    TraceContext,
+    judge,
+    relation_rows,
+    verdict_findings,
+)
 from pgparity.engine.execute.dryrun import (
     AfterChecks,
     Timeouts,
@@ -42,6 +49,7 @@ from pgparity.engine.observe.traffic import check_workload, existing_tables
 from pgparity.engine.sql.statements import ParsedMigration, parse_migration
 from pgparity.errors import UsageError
 from pgparity.inputs import MIGRATION, check_text, read_text
+from pgparity.lint import FileReport, LintConfig, lint_source
 from pgparity.models.migration_validation import ExplainQuery
 from pgparity.models.report import (
     Finding,
@@ -49,9 +57,11 @@ from pgparity.models.report import (
     Severity,
     SideEffect,
     StatementResult,
+    StaticFinding,
     TargetInfo,
     ValidationReport,
     apply_strictness,
+    by_judgement,
     decide_verdict,
 )
 from pgparity.models.workload import ExplainFile
@@ -100,6 +110,8 @@ class ValidationOptions:
     check_rerun: bool = True
     observation: ObservationOptions = field(default_factory=ObservationOptions)
     explain: ExplainFile | None = None
+    lint: LintConfig = field(default_factory=LintConfig)
+    evidence: EvidenceThresholds = field(default_factory=EvidenceThresholds)
 
 
 @dataclass
@@ -116,6 +128,7 @@ class _Run:
     plans: list[PlanComparison]
     results: list[StatementResult]
     side_effects: list[SideEffect]
+    rows: dict[str, int | None] = field(default_factory=dict)  # of the relations lint names
 
 
 def check_digest_syntax(digest: str) -> str:
@@ -133,11 +146,13 @@ def validate(
     check_inputs(options)
     parsed = parse_migration(migration.text)
     static = rules.static_findings(parsed)
+    linted = lint_source(migration.path, migration.text, options.lint)
+    unjudged = judge(linted, parsed.statements, (), _untraced(options))
     info = MigrationInfo(path=migration.path, sha256=migration.sha256)
     errors = [f for f in static if f.severity is Severity.ERROR]
     if errors:
         progress("rejected before execution: " + errors[0].message)
-        return _report(info, TargetInfo(), options, _unexecuted(parsed), static)
+        return _report(info, TargetInfo(), options, _unexecuted(parsed), static, lint=unjudged)
     with connect(target.dsn, role="target", user_sql=True) as conn:
         server_version, clone = _inspect_target(conn, target)
         _check_traffic_commits(options, clone, target)
@@ -159,7 +174,7 @@ def validate(
                 message=f"the target's schema digest is {before.digest}, "
                 f"expected {options.expect_digest}; nothing was executed",
             )
-            return _report(info, target_info, options, _unexecuted(parsed), [drift])
+            return _report(info, target_info, options, _unexecuted(parsed), [drift], lint=unjudged)
         seed_state = database_settings(conn).get("seed_state")
         if seed_state not in (None, "complete"):
             partial = Finding(
@@ -168,8 +183,12 @@ def validate(
                 message=f"the target's seed did not finish (pgparity.seed_state = {seed_state}):"
                 " its data is partial, so its costs predict nothing; nothing was executed",
             )
-            return _report(info, target_info, options, _unexecuted(parsed), [partial])
+            return _report(
+                info, target_info, options, _unexecuted(parsed), [partial], lint=unjudged
+            )
+        rows = relation_rows(conn, [f.relation for f in linted.findings if f.relation])
         run = _measured_run(conn, parsed, target, options, before, clone, progress)
+        run.rows = rows
     target_info = TargetInfo(
         server_version=server_version,
         digest_before=before.digest,
@@ -178,8 +197,27 @@ def validate(
         is_clone=clone,
         replica=target.replica_dsn is not None,
     )
-    found = [*static, *_findings(run, options)]
-    return _report(info, target_info, options, run.results, found, run)
+    judged = _judged(linted, parsed, run, options)
+    found = [*static, *_findings(run, options), *verdict_findings(judged)]
+    return _report(info, target_info, options, run.results, found, run, lint=judged)
+
+
+def _judged(
+    linted: FileReport, parsed: ParsedMigration, run: _Run, options: ValidationOptions
+) -> tuple[StaticFinding, ...]:
+    """The lint findings, each with what the trace saw and its judgement."""
+    observation = options.observation
+    context = TraceContext(
+        created=frozenset(run.transactional.created_relations),
+        rows=run.rows,
+        contended=observation.traffic is not None or bool(observation.hold_locks),
+        thresholds=options.evidence,
+    )
+    return judge(linted, parsed.statements, run.results, context)
+
+
+def _untraced(options: ValidationOptions) -> TraceContext:
+    return TraceContext(created=frozenset(), rows={}, contended=False, thresholds=options.evidence)
 
 
 def check_inputs(options: ValidationOptions) -> None:
@@ -412,6 +450,8 @@ def _report(
     results: list[StatementResult],
     found: list[Finding],
     run: _Run | None = None,
+    *,
+    lint: tuple[StaticFinding, ...] = (),
 ) -> ValidationReport:
     final = apply_strictness(found, options.strict)
     executed = [r for r in results if r.executed]
@@ -441,4 +481,5 @@ def _report(
         observations=observations,
         strict=options.strict,
         side_effects=tuple(run.side_effects) if run is not None else (),
+        lint=tuple(by_judgement(lint)),
     )

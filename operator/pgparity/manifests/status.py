@@ -22,7 +22,12 @@ from pgparity.models.migration_validation import (
     StatementSummary,
     ValidationPhase,
 )
-from pgparity.models.report import Severity, ValidationReport, Verdict
+from pgparity.models.report import (
+    ValidationReport,
+    Verdict,
+    confirmed_first,
+    lint_summary,
+)
 
 MAX_STATEMENTS = 500
 # A clone that is not Ready is checked again after 5 s (or the resync, if shorter), then twice
@@ -162,7 +167,7 @@ def report_maxima(report: ValidationReport) -> Maxima:
 
 
 def finding_summaries(report: ValidationReport) -> tuple[FindingSummary, ...]:
-    ordered = sorted(report.findings, key=lambda f: f.severity is not Severity.ERROR)
+    ordered = confirmed_first(report.findings)  # confirmed by the trace, then errors
     return tuple(
         FindingSummary(
             rule=f.rule, severity=f.severity.value, message=f.message[:1024], statement=f.statement
@@ -203,7 +208,8 @@ def completed_status(
         completed_at=now,
         duration_seconds=duration_seconds,
         message=f"{report.verdict.value}: {len(report.errors)} errors, "
-        f"{len(report.warnings)} warnings",
+        f"{len(report.warnings)} warnings"
+        + (f"; lint: {lint_summary(report)}" if report.lint else ""),
         observed_generation=generation,
     )
     return with_readiness(status, now, generation)

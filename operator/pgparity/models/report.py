@@ -149,6 +149,15 @@ class StatementResult:
         }
 
 
+class Judgement(StrEnum):
+    """What the trace on the clone made of a static (lint) finding."""
+
+    CONFIRMED = "confirmed"  # the trace saw the cost the rule warns of
+    DISMISSED = "dismissed"  # the trace saw it cost nothing: a new table, no rows, no wait
+    NOT_OBSERVED = "not-observed"  # the statement did not run, so there is nothing to judge
+    NOT_JUDGED = "not-judged"  # a rule about types or style: nothing to measure
+
+
 @dataclass(frozen=True)
 class Finding:
     rule: str
@@ -156,6 +165,62 @@ class Finding:
     message: str
     statement: int | None = None
     line: int | None = None
+    judgement: Judgement | None = None  # set on findings that come from a lint rule
+
+    def to_dict(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "rule": self.rule,
+            "severity": self.severity.value,
+            "statement": self.statement,
+            "line": self.line,
+            "message": self.message,
+        }
+        if self.judgement is not None:  # only findings that come from a lint rule have one
+            entry["judgement"] = self.judgement.value
+        return entry
+
+
+@dataclass(frozen=True)
+class TraceEvidence:
+    """What the trace saw of the relation a static finding is about."""
+
+    relation: str | None
+    mode: str | None = None  # the strongest lock the statement took on it (pg_locks' name)
+    rows: int | None = None  # pg_class.reltuples before the migration (None: unknown)
+    held_ms: float | None = None  # until the transaction ended
+    statement_ms: float | None = None  # of that, the statement's own work under the lock
+    blocked_sessions: int | None = None
+    rewritten: bool = False
+    created: bool = False  # created by the migration itself
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "relation": self.relation,
+            "mode": self.mode,
+            "rows": self.rows,
+            "held_ms": _round(self.held_ms),
+            "statement_ms": _round(self.statement_ms),
+            "blocked_sessions": self.blocked_sessions,
+            "rewritten": self.rewritten,
+            "created": self.created,
+        }
+
+
+@dataclass(frozen=True)
+class StaticFinding:
+    """A lint finding on the migration, with what the trace saw and its judgement."""
+
+    rule: str
+    severity: Severity  # the lint rule's
+    message: str
+    judgement: Judgement
+    reason: str  # "SHARE on public.orders (12.4 M rows) held 41 s; 3 sessions blocked"
+    statement: int | None = None
+    line: int | None = None
+    relation: str | None = None
+    lock: str | None = None  # the lock the rule expects, by pg_locks' name
+    evidence: TraceEvidence | None = None
+    acknowledged: str | None = None  # the reason of an acknowledgement, if any
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -164,6 +229,12 @@ class Finding:
             "statement": self.statement,
             "line": self.line,
             "message": self.message,
+            "relation": self.relation,
+            "lock": self.lock,
+            "judgement": self.judgement.value,
+            "reason": self.reason,
+            "evidence": self.evidence.to_dict() if self.evidence else None,
+            "acknowledged": self.acknowledged,
         }
 
 
@@ -236,6 +307,7 @@ class ValidationReport:
     observations: Mapping[str, Any] = field(default_factory=dict)
     strict: bool = False
     side_effects: tuple[SideEffect, ...] = ()
+    lint: tuple[StaticFinding, ...] = ()
 
     @property
     def errors(self) -> tuple[Finding, ...]:
@@ -257,6 +329,7 @@ class ValidationReport:
             "observations": dict(self.observations),
             "findings": [f.to_dict() for f in self.findings],
             "side_effects": [e.to_dict() for e in self.side_effects],
+            "lint": [s.to_dict() for s in self.lint],
         }
 
     @classmethod
@@ -289,7 +362,37 @@ class ValidationReport:
                 _parse_side_effect(r)
                 for r in (reader.children("side_effects") if "side_effects" in doc else ())
             ),
+            lint=tuple(
+                _parse_static(r) for r in (reader.children("lint") if "lint" in doc else ())
+            ),
         )
+
+
+_JUDGEMENT_ORDER = {
+    Judgement.CONFIRMED: 0,
+    Judgement.NOT_OBSERVED: 1,
+    Judgement.DISMISSED: 2,
+    Judgement.NOT_JUDGED: 3,
+}
+
+
+def by_judgement(static: Sequence[StaticFinding]) -> list[StaticFinding]:
+    """Confirmed first, then not observed, dismissed, not judged; by line within each."""
+    return sorted(static, key=lambda s: (_JUDGEMENT_ORDER[s.judgement], s.line or 0))
+
+
+def lint_summary(report: ValidationReport) -> str:
+    """``2 confirmed, 5 dismissed, 1 not observed, 3 not judged`` (the lint findings)."""
+    counts = {j: sum(1 for s in report.lint if s.judgement is j) for j in Judgement}
+    return ", ".join(f"{n} {j.value.replace('-', ' ')}" for j, n in counts.items() if n) or "none"
+
+
+def confirmed_first(findings: Sequence[Finding]) -> list[Finding]:
+    """Findings the trace confirmed first, then the other errors, then warnings."""
+    return sorted(
+        findings,
+        key=lambda f: (f.judgement is not Judgement.CONFIRMED, f.severity is not Severity.ERROR),
+    )
 
 
 def decide_verdict(findings: Sequence[Finding]) -> Verdict:
@@ -388,4 +491,35 @@ def _parse_finding(reader: Reader) -> Finding:
         message=reader.string("message"),
         statement=reader.opt_integer("statement"),
         line=reader.opt_integer("line"),
+        judgement=reader.enum("judgement", Judgement) if reader.get("judgement") else None,
+    )
+
+
+def _parse_static(reader: Reader) -> StaticFinding:
+    evidence = reader.get("evidence")
+    return StaticFinding(
+        rule=reader.string("rule"),
+        severity=reader.enum("severity", Severity),
+        message=reader.string("message"),
+        judgement=reader.enum("judgement", Judgement),
+        reason=reader.string("reason"),
+        statement=reader.opt_integer("statement"),
+        line=reader.opt_integer("line"),
+        relation=reader.opt_string("relation"),
+        lock=reader.opt_string("lock"),
+        evidence=None if evidence is None else _parse_evidence(reader.child("evidence")),
+        acknowledged=reader.opt_string("acknowledged"),
+    )
+
+
+def _parse_evidence(reader: Reader) -> TraceEvidence:
+    return TraceEvidence(
+        relation=reader.opt_string("relation"),
+        mode=reader.opt_string("mode"),
+        rows=reader.opt_integer("rows"),
+        held_ms=reader.opt_float("held_ms"),
+        statement_ms=reader.opt_float("statement_ms"),
+        blocked_sessions=reader.opt_integer("blocked_sessions"),
+        rewritten=bool(reader.get("rewritten", False)),
+        created=bool(reader.get("created", False)),
     )
