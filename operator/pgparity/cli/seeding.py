@@ -335,7 +335,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
         f"{manifest.schema_digest}, policy {manifest.policy_sha256[:12]}\n"
     )
     if args.keep:
-        for entry in prune(bucket, archive.parent, args.keep, progress):
+        for entry in prune(bucket, archive.parent, args.keep, progress, datetime.now(UTC)):
             sys.stdout.write(
                 f"removed {entry.location} ({'complete' if entry.complete else 'incomplete'})\n"
             )
@@ -382,7 +382,13 @@ def cmd_archives_list(args: argparse.Namespace) -> int:
 
 def cmd_archives_prune(args: argparse.Namespace) -> int:
     collection = parse_location(args.url, "URL")
-    removed = prune(_bucket(args, collection), collection, args.keep, progress_printer(args.quiet))
+    removed = prune(
+        _bucket(args, collection),
+        collection,
+        args.keep,
+        progress_printer(args.quiet),
+        datetime.now(UTC),
+    )
     for entry in removed:
         sys.stdout.write(
             f"removed {entry.location} ({'complete' if entry.complete else 'incomplete'})\n"

@@ -114,6 +114,7 @@ def snapshot(
     dsn: str, bucket: Bucket, archive: Location, options: ArchiveOptions, progress: Progress
 ) -> Manifest:
     check_empty(bucket, archive)
+    started = datetime.now(UTC).isoformat(timespec="microseconds")
     with connect(dsn, role="clone", read_only=True) as conn:
         settings = _seeded_settings(conn)
         digest = take_snapshot(conn)
@@ -126,7 +127,7 @@ def snapshot(
         try:
             files = _upload_all(dsn, exported, bucket, archive, tables, options, progress)
             manifest = Manifest(
-                created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                created_at=started,
                 schema_digest=digest.digest,
                 source_digest=settings.get("source_digest", ""),
                 policy_sha256=settings["policy_sha256"],
@@ -182,8 +183,8 @@ def _upload_all(
 ) -> tuple[ArchiveFile, ...]:
     with tempfile.TemporaryDirectory(prefix="pgparity-snapshot-") as workdir:
         schema = dump_schema(dsn, exported, Path(workdir))
-        progress(f"schema: {SCHEMA_FILE} ({schema.path.stat().st_size:,} bytes)")
         schema_file = _upload_file(bucket, archive, schema.path)
+        progress(f"schema: {SCHEMA_FILE} ({schema_file.bytes:,} bytes)")
     stop = threading.Event()
 
     def upload(index: int) -> ArchiveFile:

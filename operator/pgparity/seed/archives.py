@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pgparity.errors import UsageError
@@ -20,6 +20,9 @@ from pgparity.storage.store import Bucket, ObjectInfo, ObjectMissingError
 
 Progress = Callable[[str], None]
 ARCHIVE_SUFFIX = ".pgparity"
+# An incomplete archive younger than this may be a snapshot still uploading a big table (its
+# objects appear only as each file completes): pruning leaves it alone.
+INCOMPLETE_GRACE = timedelta(hours=6)
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,7 @@ class ArchiveEntry:
     def created(self) -> str:
         if self.manifest is not None:
             return self.manifest.created_at
-        return self.modified.astimezone(UTC).isoformat(timespec="seconds")
+        return self.modified.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def archive_name(now: datetime) -> str:
@@ -97,16 +100,18 @@ def _entry(bucket: Bucket, archive: Location, found: list[ObjectInfo]) -> Archiv
 
 
 def prune(
-    bucket: Bucket, collection: Location, keep: int, progress: Progress
+    bucket: Bucket, collection: Location, keep: int, progress: Progress, now: datetime
 ) -> list[ArchiveEntry]:
-    """Remove all but the newest ``keep`` complete archives, and incomplete ones left by runs
-    that died before the newest complete archive was started (a snapshot still being written
-    has newer objects than that, and is left alone)."""
+    """Remove all but the newest ``keep`` complete archives, and the incomplete ones left by
+    runs that died: untouched since before the newest complete archive was started, and for
+    longer than ``INCOMPLETE_GRACE`` (a snapshot still writing is left alone)."""
     entries = list_archives(bucket, collection)
     complete = [e for e in entries if e.complete]
     newest = complete[0].created if complete else ""
     doomed = complete[keep:] + [
-        e for e in entries if not e.complete and newest and e.created < newest
+        e
+        for e in entries
+        if not e.complete and e.created < newest and e.modified < now - INCOMPLETE_GRACE
     ]
     for entry in doomed:
         remove(bucket, entry.location, progress, directory=True)
