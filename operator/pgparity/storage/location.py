@@ -133,6 +133,12 @@ def parse_location(text: str, flag: str) -> Location:
     return _remote(known[scheme], parts.netloc, parts, flag)
 
 
+def scheme_of(url: str) -> Scheme:
+    """The scheme a URL or path names, without checking the rest (builders use it)."""
+    head = url.strip().split("://", 1)[0].lower() if "://" in url else Scheme.FILE.value
+    return next((s for s in Scheme if s.value == head), Scheme.FILE)
+
+
 def names_collection(text: str) -> bool:
     """A URL or path ending in ``/`` names a collection: ``snapshot`` names the archive."""
     return text.strip().endswith("/")
