@@ -134,6 +134,10 @@ bench: install postgres ## measure observer overhead and lock-wait detection (pr
 bench-seed: install postgres ## anonymized seed vs plain pg_dump | pg_restore (prints the ratio)
 	$(BIN)/python bench/bench_seed.py
 
+.PHONY: bench-archive
+bench-archive: install postgres s3-assets ## snapshot to / restore from an S3-compatible store: MB/s, peak RSS
+	$(BIN)/python bench/bench_archive.py
+
 .PHONY: bench-scale
 bench-scale: install postgres ## migrations of 1k/2k/4k statements: time, per-statement ratio, peak RSS
 	$(BIN)/python bench/bench_scale.py

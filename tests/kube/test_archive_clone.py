@@ -61,14 +61,6 @@ def archived(pg_cluster: LocalCluster, s3_server: S3Server) -> Iterator[PgDataba
     _drop_database(pg_cluster, db.name)
 
 
-@pytest.fixture
-def primary(pg_cluster: LocalCluster) -> Iterator[PgDatabase]:
-    """Stands in for the clone's primary Pod: an empty database."""
-    db = _create_database(pg_cluster, clone=False)
-    yield db
-    _drop_database(pg_cluster, db.name)
-
-
 def store_secret(server: S3Server) -> dict[str, object]:
     data = {
         "AWS_ACCESS_KEY_ID": ACCESS_KEY,
@@ -91,7 +83,7 @@ def test_the_builtin_example_restores_from_s3(
     running_operator: Operator,
     s3_server: S3Server,
     archived: PgDatabase,
-    primary: PgDatabase,
+    pg_plain_db: PgDatabase,
     tmp_path: Path,
 ) -> None:
     ns = kube_namespace
@@ -113,11 +105,11 @@ def test_the_builtin_example_restores_from_s3(
     assert "UNRELATED_KEY" not in refs
 
     # The primary Pod never runs in this tier: its Secret (made by the operator, never
-    # rewritten) is pointed at the stand-in database.
+    # rewritten) is pointed at an empty database standing in for it.
     wait_for(
         "the clone's Secret", lambda: get(kube_plane, ns, "secret", "orders-staging-credentials")
     )
-    dsn = base64.b64encode(primary.dsn.encode()).decode()
+    dsn = base64.b64encode(pg_plain_db.dsn.encode()).decode()
     kube_plane.kubectl(
         "patch", "secret", "orders-staging-credentials", "-n", ns, "--type=merge",
         "-p", json.dumps({"data": {"dsn": dsn}}),
@@ -134,9 +126,9 @@ def test_the_builtin_example_restores_from_s3(
     )
     seeded = next(c for c in status["conditions"] if c["type"] == "Seeded")
     assert seeded["reason"] == "SeedJobComplete"
-    assert primary.scalar("SELECT count(*) FROM orders") == 30000
-    assert primary.scalar("SELECT sum(amount) FROM orders") == archived.scalar(
+    assert pg_plain_db.scalar("SELECT count(*) FROM orders") == 30000
+    assert pg_plain_db.scalar("SELECT sum(amount) FROM orders") == archived.scalar(
         "SELECT sum(amount) FROM orders"
     )
-    with primary.connect() as conn:
+    with pg_plain_db.connect() as conn:
         assert database_settings(conn)["seed_state"] == "complete"

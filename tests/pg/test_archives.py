@@ -113,15 +113,9 @@ def settings(db: PgDatabase) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def clusters() -> Iterator[LocalCluster]:
-    with LocalCluster(durable=False, replicas=0) as cluster:
-        yield cluster
-
-
-@pytest.fixture(scope="module")
-def clone(clusters: LocalCluster) -> Iterator[PgDatabase]:
+def clone(pg_cluster: LocalCluster) -> Iterator[PgDatabase]:
     """A database holding what a seed leaves, marked as a completed seed."""
-    db = _create_database(clusters, clone=False)
+    db = _create_database(pg_cluster, clone=False)
     db.execute(CLONE)
     with db.connect() as conn:
         mark_clone(conn, "archived")
@@ -129,14 +123,7 @@ def clone(clusters: LocalCluster) -> Iterator[PgDatabase]:
         set_database_setting(conn, "policy_sha256", "ab" * 32)
         set_database_setting(conn, "source_digest", "sha256:" + "cd" * 32)
     yield db
-    _drop_database(clusters, db.name)
-
-
-@pytest.fixture
-def empty_db(clusters: LocalCluster) -> Iterator[PgDatabase]:
-    db = _create_database(clusters, clone=False)
-    yield db
-    _drop_database(clusters, db.name)
+    _drop_database(pg_cluster, db.name)
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +158,7 @@ def copy_archive(server: S3Server, bucket: str, url: str, name: str) -> str:
 
 class TestRoundTrip:
     def test_snapshot_list_restore_latest(
-        self, s3_server: S3Server, clone: PgDatabase, empty_db: PgDatabase, bucket: str
+        self, s3_server: S3Server, clone: PgDatabase, pg_plain_db: PgDatabase, bucket: str
     ) -> None:
         env = s3_server.environment()
         made = pgparity(
@@ -197,16 +184,16 @@ class TestRoundTrip:
 
         restored = pgparity(
             "restore", "--archive", f"s3://{bucket}/nightly/latest", "--target-dsn",
-            empty_db.dsn, "--jobs", "3", env=env,
+            pg_plain_db.dsn, "--jobs", "3", env=env,
         )  # fmt: skip
         assert restored.returncode == 0, restored.stdout + restored.stderr
         assert entry["name"] in restored.stdout
-        assert checksums(empty_db) == checksums(clone)
-        with clone.connect() as a, empty_db.connect() as b:
+        assert checksums(pg_plain_db) == checksums(clone)
+        with clone.connect() as a, pg_plain_db.connect() as b:
             assert take_snapshot(a).digest == take_snapshot(b).digest
             assert b.execute("SELECT last_value FROM orders_id_seq").fetchone() == (123456,)
-        assert settings(empty_db)["seed_state"] == "complete"
-        assert settings(empty_db)["policy_sha256"] == "ab" * 32
+        assert settings(pg_plain_db)["seed_state"] == "complete"
+        assert settings(pg_plain_db)["policy_sha256"] == "ab" * 32
 
     def test_multipart_upload_with_small_parts(
         self, s3_server: S3Server, archive: str, bucket: str
@@ -221,18 +208,18 @@ class TestRoundTrip:
         assert str(head["e_tag"]).strip('"').endswith("-3")
 
     def test_restore_replace_over_a_restored_clone(
-        self, s3_server: S3Server, archive: str, clone: PgDatabase, empty_db: PgDatabase
+        self, s3_server: S3Server, archive: str, clone: PgDatabase, pg_plain_db: PgDatabase
     ) -> None:
         env = s3_server.environment()
-        first = pgparity("restore", "--archive", archive, "--target-dsn", empty_db.dsn, env=env)
+        first = pgparity("restore", "--archive", archive, "--target-dsn", pg_plain_db.dsn, env=env)
         assert first.returncode == 0, first.stderr
-        again = pgparity("restore", "--archive", archive, "--target-dsn", empty_db.dsn, env=env)
+        again = pgparity("restore", "--archive", archive, "--target-dsn", pg_plain_db.dsn, env=env)
         one_error_line(again, 2, "not empty")
         replaced = pgparity(
-            "restore", "--archive", archive, "--target-dsn", empty_db.dsn, "--replace", env=env
+            "restore", "--archive", archive, "--target-dsn", pg_plain_db.dsn, "--replace", env=env
         )
         assert replaced.returncode == 0, replaced.stderr
-        assert checksums(empty_db) == checksums(clone)
+        assert checksums(pg_plain_db) == checksums(clone)
 
 
 def flip_byte(data: bytes, at: int) -> bytes:
@@ -265,7 +252,7 @@ class TestDamagedArchivesAreRefused:
         s3_server: S3Server,
         bucket: str,
         archive: str,
-        empty_db: PgDatabase,
+        pg_plain_db: PgDatabase,
         damage: str,
         untouched: bool,
         needle: str,
@@ -305,17 +292,17 @@ class TestDamagedArchivesAreRefused:
             if damage == "manifest-removed":
                 obstore.delete(store, f"{prefix}/manifest.json")
         result = pgparity(
-            "restore", "--archive", url, "--target-dsn", empty_db.dsn,
+            "restore", "--archive", url, "--target-dsn", pg_plain_db.dsn,
             env=s3_server.environment(),
         )  # fmt: skip
         one_error_line(result, 2, needle)
         if untouched:
-            assert relations(empty_db) == 0
-            assert "seed_state" not in settings(empty_db)
+            assert relations(pg_plain_db) == 0
+            assert "seed_state" not in settings(pg_plain_db)
         else:
-            assert settings(empty_db)["seed_state"] == "incomplete"
-            if relations(empty_db):
-                assert empty_db.scalar("SELECT count(*) FROM blobs") == 0
+            assert settings(pg_plain_db)["seed_state"] == "incomplete"
+            if relations(pg_plain_db):
+                assert pg_plain_db.scalar("SELECT count(*) FROM blobs") == 0
 
 
 class TestInterruptedSnapshot:
@@ -341,7 +328,7 @@ class TestInterruptedSnapshot:
         pytest.fail(f"snapshot ended before its schema was uploaded ({process.wait()})")
 
     def test_killed(
-        self, s3_server: S3Server, clone: PgDatabase, bucket: str, empty_db: PgDatabase
+        self, s3_server: S3Server, clone: PgDatabase, bucket: str, pg_plain_db: PgDatabase
     ) -> None:
         env = s3_server.environment()
         url = f"s3://{bucket}/killed/one.pgparity"
@@ -357,14 +344,14 @@ class TestInterruptedSnapshot:
         assert [(e["name"], e["status"]) for e in json.loads(listed.stdout)] == [
             ("one.pgparity", "incomplete")
         ]
-        restore = pgparity("restore", "--archive", url, "--target-dsn", empty_db.dsn, env=env)
+        restore = pgparity("restore", "--archive", url, "--target-dsn", pg_plain_db.dsn, env=env)
         one_error_line(restore, 2, "has no manifest.json")
         latest = pgparity(
-            "restore", "--archive", f"s3://{bucket}/killed/latest", "--target-dsn", empty_db.dsn,
+            "restore", "--archive", f"s3://{bucket}/killed/latest", "--target-dsn", pg_plain_db.dsn,
             env=env,
         )  # fmt: skip
         one_error_line(latest, 2, "no complete archive")
-        assert relations(empty_db) == 0
+        assert relations(pg_plain_db) == 0
 
     def test_terminated_cleans_up(
         self, s3_server: S3Server, clone: PgDatabase, bucket: str
@@ -479,7 +466,7 @@ class TestRetention:
 
 
 def test_local_directory_and_file_url_are_one_format(
-    s3_server: S3Server, clone: PgDatabase, empty_db: PgDatabase, tmp_path: Path
+    s3_server: S3Server, clone: PgDatabase, pg_plain_db: PgDatabase, tmp_path: Path
 ) -> None:
     env = s3_server.environment()
     made = pgparity("snapshot", "--dsn", clone.dsn, "--output", f"{tmp_path}/", env=env)
@@ -487,9 +474,14 @@ def test_local_directory_and_file_url_are_one_format(
     [archive] = list(tmp_path.iterdir())
     assert (archive / "manifest.json").is_file()
     restored = pgparity(
-        "restore", "--archive", f"file://{tmp_path}/latest", "--target-dsn", empty_db.dsn, env=env
+        "restore",
+        "--archive",
+        f"file://{tmp_path}/latest",
+        "--target-dsn",
+        pg_plain_db.dsn,
+        env=env,
     )
     assert restored.returncode == 0, restored.stderr
-    assert checksums(empty_db) == checksums(clone)
-    with psycopg.connect(empty_db.dsn) as conn:
+    assert checksums(pg_plain_db) == checksums(clone)
+    with psycopg.connect(pg_plain_db.dsn) as conn:
         assert database_settings(conn)["seed_state"] == "complete"
