@@ -104,7 +104,6 @@ class _Table:
     name: str
     columns: tuple[str, ...]
     size: int  # on disk: sizes the upload's parts
-    rows: int
 
 
 # --- snapshot ---------------------------------------------------------------------------------
@@ -125,7 +124,9 @@ def snapshot(
         tables = _read_tables(conn)
         sequences = tuple(SequenceValue(str(n), int(v), True) for n, v in conn.execute(_SEQUENCES))
         try:
-            files = _upload_all(dsn, exported, bucket, archive, tables, options, progress)
+            schema_file, uploaded = _upload_all(
+                dsn, exported, bucket, archive, tables, options, progress
+            )
             manifest = Manifest(
                 created_at=started,
                 schema_digest=digest.digest,
@@ -135,11 +136,11 @@ def snapshot(
                 server_major=conn.info.server_version // 10000,
                 pgparity_version=__version__,
                 tables=tuple(
-                    TableData(t.schema, t.name, t.columns, t.rows, data_file(i + 1))
-                    for i, t in enumerate(tables)
+                    TableData(t.schema, t.name, t.columns, rows, file.path)
+                    for t, (file, rows) in zip(tables, uploaded, strict=True)
                 ),
                 sequences=sequences,
-                files=files,
+                files=(schema_file, *(file for file, _ in uploaded)),
             )
             # Last: until this object exists, nothing takes the prefix for an archive.
             bucket.put_bytes(archive.child(MANIFEST), manifest.to_json())
@@ -162,14 +163,10 @@ def _seeded_settings(conn: psycopg.Connection[Any]) -> dict[str, str]:
 
 
 def _read_tables(conn: psycopg.Connection[Any]) -> list[_Table]:
-    tables = []
-    for schema, name, size, columns in conn.execute(_TABLES).fetchall():
-        count = conn.execute(
-            sql.SQL("SELECT count(*) FROM ONLY {}").format(sql.Identifier(schema, name))
-        ).fetchone()
-        rows = int(count[0]) if count else 0
-        tables.append(_Table(str(schema), str(name), tuple(columns), int(size or 0), rows))
-    return tables
+    return [
+        _Table(str(schema), str(name), tuple(columns), int(size or 0))
+        for schema, name, size, columns in conn.execute(_TABLES).fetchall()
+    ]
 
 
 def _upload_all(
@@ -180,24 +177,22 @@ def _upload_all(
     tables: Sequence[_Table],
     options: ArchiveOptions,
     progress: Progress,
-) -> tuple[ArchiveFile, ...]:
+) -> tuple[ArchiveFile, list[tuple[ArchiveFile, int]]]:
+    """The schema's file, and each table's file and exact row count (read by ``jobs``
+    workers, each in the exported snapshot)."""
     with tempfile.TemporaryDirectory(prefix="pgparity-snapshot-") as workdir:
         schema = dump_schema(dsn, exported, Path(workdir))
         schema_file = _upload_file(bucket, archive, schema.path)
         progress(f"schema: {SCHEMA_FILE} ({schema_file.bytes:,} bytes)")
     stop = threading.Event()
 
-    def upload(index: int) -> ArchiveFile:
+    def upload(index: int) -> tuple[ArchiveFile, int]:
         table = tables[index]
-        uploaded = _upload_table(dsn, exported, bucket, archive, table, index + 1, options, stop)
-        progress(
-            f"{table.schema}.{table.name}: {table.rows:,} rows, {uploaded.bytes:,} bytes "
-            f"→ {uploaded.path}"
-        )
-        return uploaded
+        file, rows = _upload_table(dsn, exported, bucket, archive, table, index + 1, options, stop)
+        progress(f"{table.schema}.{table.name}: {rows:,} rows, {file.bytes:,} bytes → {file.path}")
+        return file, rows
 
-    data = _in_parallel(upload, range(len(tables)), options.jobs, stop)
-    return (schema_file, *data)
+    return schema_file, _in_parallel(upload, range(len(tables)), options.jobs, stop)
 
 
 def _upload_file(bucket: Bucket, archive: Location, path: Path) -> ArchiveFile:
@@ -222,16 +217,25 @@ def _upload_table(
     number: int,
     options: ArchiveOptions,
     stop: threading.Event,
-) -> ArchiveFile:
+) -> tuple[ArchiveFile, int]:
+    """The table's file, uploaded, and its exact row count, both as of the snapshot."""
     path = data_file(number)
     check = _Checksum()
     with connect(dsn, role="clone", read_only=True) as conn:
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(exported)))
+        rows = _count(conn, table.schema, table.name)
         stream = _compressed_rows(conn, table, check, stop)
         bucket.put_stream(archive.child(path), stream, _part_size(table.size, options.part_size))
         conn.execute("COMMIT")
-    return ArchiveFile(path, check.hexdigest(), check.bytes)
+    return ArchiveFile(path, check.hexdigest(), check.bytes), rows
+
+
+def _count(conn: psycopg.Connection[Any], schema: str, name: str) -> int:
+    row = conn.execute(
+        sql.SQL("SELECT count(*) FROM ONLY {}").format(sql.Identifier(schema, name))
+    ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def _part_size(table_bytes: int, configured: int) -> int:
@@ -250,19 +254,22 @@ def _compressed_rows(
         sql.SQL(", ").join(sql.Identifier(c) for c in table.columns),
     )
     compressor = zlib.compressobj(COMPRESSION_LEVEL, zlib.DEFLATED, GZIP)
-    pending = bytearray()
+    raw = bytearray()  # COPY sends a message per row: compress them a MiB at a time
     with conn.cursor() as cur, cur.copy(statement) as copy:
         for block in copy:
+            raw += block
+            if len(raw) < BLOCK:
+                continue
             if stop.is_set():
                 raise _StoppedError
-            pending += compressor.compress(block)
-            if len(pending) >= BLOCK:
-                check.update(pending)
-                yield bytes(pending)
-                pending.clear()
-    pending += compressor.flush()
-    check.update(pending)
-    yield bytes(pending)
+            compressed = compressor.compress(raw)
+            raw.clear()
+            if compressed:
+                check.update(compressed)
+                yield compressed
+    compressed = compressor.compress(raw) + compressor.flush()
+    check.update(compressed)
+    yield compressed
 
 
 # --- restore ----------------------------------------------------------------------------------
@@ -480,13 +487,7 @@ def _record(conn: psycopg.Connection[Any], state: str, manifest: Manifest) -> No
 
 
 def _count_rows(conn: psycopg.Connection[Any]) -> dict[tuple[str, str], int]:
-    counts = {}
-    for schema, name, _size, _columns in conn.execute(_TABLES).fetchall():
-        row = conn.execute(
-            sql.SQL("SELECT count(*) FROM ONLY {}").format(sql.Identifier(schema, name))
-        ).fetchone()
-        counts[(str(schema), str(name))] = int(row[0]) if row else 0
-    return counts
+    return {(t.schema, t.name): _count(conn, t.schema, t.name) for t in _read_tables(conn)}
 
 
 # --- shared -----------------------------------------------------------------------------------
@@ -533,7 +534,8 @@ def _in_parallel(
                 for future in futures:
                     future.cancel()
                 wait(futures)
-        first = next((f.exception() for f in failed), None)
-        if first is not None:
-            raise first
+        # The failure that stopped the others, not one of theirs.
+        errors = [e for f in failed if (e := f.exception()) is not None]
+        if errors:
+            raise next((e for e in errors if not isinstance(e, _StoppedError)), errors[0])
     return [f.result() for f in futures]

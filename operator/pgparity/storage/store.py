@@ -54,6 +54,11 @@ _UNREACHABLE = ("error sending request", "Connection refused", "dns error", "tim
 _CODE = re.compile(r"<Code>([A-Za-z]+)</Code>")
 
 
+# What obstore raises for a failed request (its own errors; FileNotFoundError and other OSErrors
+# for missing objects and local files).
+_STORE_FAILURES = (store_errors.BaseError, OSError)
+
+
 class ObjectMissingError(StorageError):
     """The object asked for does not exist (its bucket does)."""
 
@@ -97,7 +102,7 @@ class Bucket:
                 found += [_info(meta) for meta in batch]
         except FileNotFoundError:  # a local directory that does not exist: nothing under it
             return []
-        except Exception as exc:
+        except _STORE_FAILURES as exc:
             self.fail(exc, f"list {prefix}")
         return found
 
@@ -113,16 +118,16 @@ class Bucket:
                 chunk_size=part_size,
                 max_concurrency=self.options.parts_in_flight,
             )
-        except (KeyboardInterrupt, UsageError, StorageError):
-            raise
-        except Exception as exc:
+        except _STORE_FAILURES as exc:
+            # Only the store's own failures: whatever ``chunks`` raised (a database error, an
+            # interruption) comes through obstore unchanged, and is the caller's to report.
             self.fail(exc, f"upload {location}")
         return str(result.get("e_tag") or "")
 
     def put_bytes(self, location: Location, data: bytes) -> None:
         try:
             obstore.put(self.store, location.key, data, use_multipart=False)
-        except Exception as exc:
+        except _STORE_FAILURES as exc:
             self.fail(exc, f"upload {location}")
 
     def get_bytes(self, location: Location, limit: int) -> bytes:
@@ -144,7 +149,7 @@ class Bucket:
             if _bucket_missing(exc):
                 self.fail(exc, f"read {location}")
             raise ObjectMissingError(f"{location} does not exist") from exc
-        except Exception as exc:
+        except _STORE_FAILURES as exc:
             self.fail(exc, f"read {location}")
 
     def delete(self, keys: Iterable[str]) -> None:
@@ -154,7 +159,7 @@ class Bucket:
                 obstore.delete(self.store, batch[start : start + 1000])
             except FileNotFoundError:
                 continue  # already gone
-            except Exception as exc:
+            except _STORE_FAILURES as exc:
                 self.fail(exc, f"delete in {self.location.where}")
 
     def fail(self, exc: BaseException, action: str) -> NoReturn:
@@ -174,9 +179,7 @@ def open_store(location: Location, options: StoreOptions, env: Mapping[str, str]
         if location.scheme is Scheme.AZURE:
             return AzureStore(location.bucket, retry_config=RETRY)
         return LocalStore("/")
-    except (UsageError, StorageError):
-        raise
-    except Exception as exc:
+    except _STORE_FAILURES as exc:
         raise storage_error(exc, "open", location) from exc
 
 
