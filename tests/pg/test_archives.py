@@ -364,6 +364,31 @@ class TestInterruptedSnapshot:
         assert [m for batch in obstore.list(store, "terminated/") for m in batch] == []
 
 
+def test_interrupted_restore_leaves_the_target_incomplete(
+    s3_server: S3Server, archive: str, pg_plain_db: PgDatabase
+) -> None:
+    """SIGTERM once the tables exist and load: exit 130, each table loaded wholly (its file
+    verified) or not at all, and the target marked ``seed_state = incomplete`` (validations
+    refuse it) — never half restored."""
+    process = subprocess.Popen(
+        [*PGPARITY, "restore", "--archive", archive, "--target-dsn", pg_plain_db.dsn,
+         "--jobs", "1", "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=s3_server.environment(),
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while pg_plain_db.scalar("SELECT to_regclass('public.blobs')") is None:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the tables were never created"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr
+    assert settings(pg_plain_db)["seed_state"] == "incomplete"
+    assert pg_plain_db.scalar("SELECT count(*) FROM blobs") in (0, BLOB_ROWS)
+
+
 class TestStoreFailures:
     """Unusable stores and locations: one line, the documented exit code, no secret."""
 
