@@ -115,7 +115,7 @@ node-down: ## stop the node and remove everything it made (idempotent)
 	$(PYTHON) tests/nodeplane.py down --state-dir $(NODE_STATE)
 
 .PHONY: test-node
-test-node: install node-deps node-assets images ## the node tier alone: node-up, tests, node-down
+test-node: install node-deps node-assets images s3-assets ## the node tier alone: node-up, tests, node-down
 	@scripts/test-node.sh
 
 .PHONY: e2e-kind

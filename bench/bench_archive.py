@@ -27,7 +27,7 @@ from pgparity.pg.clone import mark_clone, set_database_setting
 from pgparity.pg.localcluster import LocalCluster
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from fix_s3 import S3Server, _free_port  # the tests' server, as a plain class
+from fix_s3 import S3Server, running_s3_server  # the tests' server
 
 MB = int(os.environ.get("PGPARITY_BENCH_ARCHIVE_MB", "512"))
 ROWS = int(os.environ.get("PGPARITY_BENCH_ARCHIVE_ROWS", "2000000"))
@@ -78,14 +78,10 @@ def timed(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
 
 def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="pgparity-bench-archive-"))
-    (workdir / "buckets").mkdir()
-    server = S3Server(workdir / "buckets", _free_port(), workdir / "versitygw.log")
-    server.start()
     try:
-        with LocalCluster(durable=False, replicas=0) as cluster:
+        with running_s3_server() as server, LocalCluster(durable=False, replicas=0) as cluster:
             run(cluster, server, workdir)
     finally:
-        server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -1,6 +1,7 @@
 """pytest fixtures for a real S3-compatible server: versitygw (Apache-2.0) with its posix backend,
 built from its Go module by ``scripts/s3-assets.sh`` (``make s3-assets``), on a free loopback
-port, with static credentials, its buckets directories in a temporary directory.
+port (or another local address: ``running_s3_server(host)``), with static credentials, its
+buckets directories in a temporary directory.
 
 * ``s3_server`` (session): the running server — ``.endpoint``, ``.environment()`` (the
   ``AWS_*`` variables a client needs), ``.bucket(name)`` (a new, empty bucket), ``.store(bucket)``
@@ -21,6 +22,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,9 +48,9 @@ def versitygw_binary() -> Path:
     return Path(built.stdout.strip().splitlines()[-1])
 
 
-def _free_port() -> int:
+def _free_port(host: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
 
@@ -57,11 +59,12 @@ class S3Server:
     root: Path
     port: int
     log: Path
+    host: str = "127.0.0.1"
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def environment(self, **overrides: str) -> dict[str, str]:
         """The process environment with this server's credentials and endpoint (and no
@@ -101,7 +104,7 @@ class S3Server:
         }
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                [str(binary), "--port", f"127.0.0.1:{self.port}", "--quiet", "posix",
+                [str(binary), "--port", f"{self.host}:{self.port}", "--quiet", "posix",
                  str(self.root)],
                 stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
             )  # fmt: skip
@@ -114,7 +117,7 @@ class S3Server:
             if self.process.poll() is not None:
                 pytest.fail(f"versitygw exited: {self.log.read_text()[-2000:]}")
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                with socket.create_connection((self.host, self.port), timeout=1):
                     return
             except OSError:
                 time.sleep(0.1)
@@ -131,17 +134,25 @@ class S3Server:
             self.process.wait()
 
 
-@pytest.fixture(scope="session")
-def s3_server() -> Iterator[S3Server]:
+@contextmanager
+def running_s3_server(host: str = "127.0.0.1") -> Iterator[S3Server]:
+    """versitygw listening on ``host`` (an address of this machine, or of the network namespace
+    the tests run in) until the block ends."""
     workdir = Path(tempfile.mkdtemp(prefix="pgparity-s3-"))
     (workdir / "buckets").mkdir()
-    server = S3Server(workdir / "buckets", _free_port(), workdir / "versitygw.log")
+    server = S3Server(workdir / "buckets", _free_port(host), workdir / "versitygw.log", host)
     try:
         server.start()
         yield server
     finally:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    with running_s3_server() as server:
+        yield server
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ the S3-compatible server (versitygw on loopback, ``fix_s3``), ``pgparity snapsho
 seeding Job's ``pgparity restore``. Played: the kubelet (``JobPlayer`` injects the Job's Secret
 references and runs its command here) and the clone's primary Pod — builtin clones' Pods never
 run in this tier, so the clone's credentials Secret is pointed at a local database before the
-Job is played. The node tier would need the S3 server reachable from the node's network
-namespace; that is not done here (README, "Archives in object storage").
+Job is played. The node tier runs the same example on real Pods (``tests/node/
+test_archive_store.py``).
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ import pytest
 
 from fix_kube import wait_for
 from fix_operator import JobPlayer, Operator, condition, get, wait_status
-from fix_pg import PgDatabase, _create_database, _drop_database
+from fix_pg import PgDatabase, _drop_database, completed_seed
 from fix_s3 import ACCESS_KEY, REGION, SECRET_KEY, S3Server
 from kubeplane import ControlPlane
-from pgparity.pg.clone import database_settings, mark_clone, set_database_setting
+from pgparity.pg.clone import database_settings
 from pgparity.pg.localcluster import LocalCluster
 
 pytestmark = pytest.mark.kube
@@ -45,12 +45,7 @@ CREATE INDEX orders_amount_idx ON orders (amount);
 def archived(pg_cluster: LocalCluster, s3_server: S3Server) -> Iterator[PgDatabase]:
     """A seeded clone, snapshotted the way the nightly Job does into the example's bucket."""
     (s3_server.root / BUCKET).mkdir(exist_ok=True)
-    db = _create_database(pg_cluster, clone=False)
-    db.execute(CLONE)
-    with db.connect() as conn:
-        mark_clone(conn, "orders-nightly")
-        set_database_setting(conn, "seed_state", "complete")
-        set_database_setting(conn, "policy_sha256", "f" * 64)
+    db = completed_seed(pg_cluster, CLONE, "orders-nightly", policy_sha256="f" * 64)
     made = subprocess.run(
         [sys.executable, "-m", "pgparity", "snapshot", "--dsn", db.dsn,
          "--output", f"s3://{BUCKET}/orders/", "--keep", "3"],

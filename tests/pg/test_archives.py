@@ -22,9 +22,9 @@ import obstore
 import psycopg
 import pytest
 
-from fix_pg import PgDatabase, _create_database, _drop_database
+from fix_pg import PgDatabase, _drop_database, completed_seed
 from fix_s3 import SECRET_KEY, S3Server
-from pgparity.pg.clone import database_settings, mark_clone, set_database_setting
+from pgparity.pg.clone import database_settings
 from pgparity.pg.localcluster import LocalCluster
 from pgparity.schema.digest import take_snapshot
 
@@ -115,13 +115,8 @@ def settings(db: PgDatabase) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def clone(pg_cluster: LocalCluster) -> Iterator[PgDatabase]:
     """A database holding what a seed leaves, marked as a completed seed."""
-    db = _create_database(pg_cluster, clone=False)
-    db.execute(CLONE)
-    with db.connect() as conn:
-        mark_clone(conn, "archived")
-        set_database_setting(conn, "seed_state", "complete")
-        set_database_setting(conn, "policy_sha256", "ab" * 32)
-        set_database_setting(conn, "source_digest", "sha256:" + "cd" * 32)
+    digests = {"policy_sha256": "ab" * 32, "source_digest": "sha256:" + "cd" * 32}
+    db = completed_seed(pg_cluster, CLONE, "archived", **digests)
     yield db
     _drop_database(pg_cluster, db.name)
 
