@@ -47,7 +47,7 @@ test-tools: install gitops-tools ## Argo CD health checks, alert rules, chart, d
 	$(BIN)/pytest -m tools
 
 .PHONY: test-pg
-test-pg: install postgres ## tests against real PostgreSQL (ephemeral primary + replica)
+test-pg: install postgres s3-assets ## tests against real PostgreSQL (and the S3-compatible server)
 	$(BIN)/pytest -m pg
 
 .PHONY: test-kube
@@ -55,10 +55,15 @@ test-kube: install kube-assets ## tests against a real kube-apiserver + etcd + c
 	$(BIN)/pytest -m kube
 
 .PHONY: test
-test: install postgres kube-assets gitops-tools ## install everything, lint, run every test tier (node last)
+test: install postgres kube-assets gitops-tools s3-assets ## install everything, lint, run every test tier (node last)
 	$(MAKE) lint
 	$(BIN)/pytest -m "not node"
 	$(MAKE) test-node
+
+# --- the S3-compatible server of the archive tests (tests/fix_s3.py, scripts/s3-assets.sh) ----
+.PHONY: s3-assets
+s3-assets: ## build (or reuse from ~/.cache/pgparity) versitygw, the archive tests' S3 server
+	@scripts/s3-assets.sh >/dev/null
 
 # --- the Kubernetes test control plane (tests/kubeplane.py, scripts/kube-assets.sh) ---------
 KUBE_STATE ?= .kube/plane
@@ -110,7 +115,7 @@ node-down: ## stop the node and remove everything it made (idempotent)
 	$(PYTHON) tests/nodeplane.py down --state-dir $(NODE_STATE)
 
 .PHONY: test-node
-test-node: install node-deps node-assets images ## the node tier alone: node-up, tests, node-down
+test-node: install node-deps node-assets images s3-assets ## the node tier alone: node-up, tests, node-down
 	@scripts/test-node.sh
 
 .PHONY: e2e-kind
@@ -128,6 +133,10 @@ bench: install postgres ## measure observer overhead and lock-wait detection (pr
 .PHONY: bench-seed
 bench-seed: install postgres ## anonymized seed vs plain pg_dump | pg_restore (prints the ratio)
 	$(BIN)/python bench/bench_seed.py
+
+.PHONY: bench-archive
+bench-archive: install postgres s3-assets ## snapshot to / restore from an S3-compatible store: MB/s, peak RSS
+	$(BIN)/python bench/bench_archive.py
 
 .PHONY: bench-scale
 bench-scale: install postgres ## migrations of 1k/2k/4k statements: time, per-statement ratio, peak RSS

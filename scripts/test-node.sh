@@ -36,5 +36,7 @@ trap 'exit 130' INT TERM
 netns=$("$PYTHON" tests/nodeplane.py status --state-dir "$STATE" --field netns)
 kubeconfig=$("$PYTHON" tests/nodeplane.py status --state-dir "$STATE" --field kubeconfig)
 kubectl=$("$PYTHON" tests/nodeplane.py status --state-dir "$STATE" --field kubectl)
+# The archive tests' S3 server listens on the node's IP: Pods reach it there.
+export PGPARITY_E2E_S3_ADDRESS=$("$PYTHON" tests/nodeplane.py status --state-dir "$STATE" --field nodeIP)
 # Inside the namespace: the API server, Pod and Service addresses and the cluster DNS are there.
 ip netns exec "$netns" scripts/run-node-tests.sh "$kubeconfig" "$kubectl" "$helm" "$@"

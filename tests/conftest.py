@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-pytest_plugins = ["fix_pg", "fix_kube", "fix_operator", "fix_node", "fix_tools"]
+pytest_plugins = ["fix_pg", "fix_kube", "fix_operator", "fix_node", "fix_tools", "fix_s3"]
 
 _TIERS = ("unit", "tools", "pg", "kube", "node")
 

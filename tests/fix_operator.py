@@ -362,7 +362,12 @@ class JobPlayer:
         return mounted
 
     def environment(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PGPARITY_", "KUBE"))}
+        # Nothing of this process's own configuration or credentials: only what the Job says.
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("PGPARITY_", "KUBE", "AWS_", "GOOGLE_", "AZURE_"))
+        }
         for item in self.container.get("env", []):
             source = item.get("valueFrom", {})
             if "value" in item:
@@ -378,10 +383,13 @@ class JobPlayer:
             elif "fieldRef" in source:
                 assert source["fieldRef"]["fieldPath"] == "metadata.namespace"
                 env[item["name"]] = self.namespace
-        account = self.job["spec"]["template"]["spec"]["serviceAccountName"]
-        env["KUBECONFIG"] = str(
-            token_kubeconfig(self.plane, self.namespace, account, self.workdir / "job-kubeconfig")
-        )
+        account = self.job["spec"]["template"]["spec"].get("serviceAccountName")
+        if account:  # seeding Jobs run without one: they never call the API server
+            env["KUBECONFIG"] = str(
+                token_kubeconfig(
+                    self.plane, self.namespace, account, self.workdir / "job-kubeconfig"
+                )
+            )
         return env
 
     def run(self) -> subprocess.CompletedProcess[str]:

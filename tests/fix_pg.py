@@ -28,7 +28,7 @@ from pgparity.engine.validate import MigrationFile, Target, ValidationOptions, v
 from pgparity.models.quantities import parse_duration
 from pgparity.models.report import ValidationReport
 from pgparity.models.workload import ExplainFile, Workload, WorkloadStatement
-from pgparity.pg.clone import mark_clone
+from pgparity.pg.clone import mark_clone, set_database_setting
 from pgparity.pg.localcluster import LocalCluster
 
 _counter = itertools.count(1)
@@ -80,6 +80,21 @@ def _create_database(cluster: LocalCluster, clone: bool) -> PgDatabase:
         with psycopg.connect(db.dsn, autocommit=True) as conn:
             mark_clone(conn, f"test-{name}")
     cluster.wait_replay()  # the replica must know the database before tests connect to it
+    return db
+
+
+def completed_seed(
+    cluster: LocalCluster, schema_and_rows: str, clone_name: str, **settings: str
+) -> PgDatabase:
+    """A database holding ``schema_and_rows``, marked as a clone whose seed completed (what
+    ``pgparity snapshot`` requires), with further pgparity ``settings`` (``policy_sha256``, …)."""
+    db = _create_database(cluster, clone=False)
+    db.execute(schema_and_rows)
+    with db.connect() as conn:
+        mark_clone(conn, clone_name)
+        set_database_setting(conn, "seed_state", "complete")
+        for name, value in settings.items():
+            set_database_setting(conn, name, value)
     return db
 
 

@@ -37,6 +37,11 @@ class ClusterError(DatabaseError):
     """A local PostgreSQL cluster could not be created, started or made to stream."""
 
 
+class StorageError(PgparityError):
+    """An object store (S3, GCS, Azure, a local directory) cannot be reached or used: a bucket
+    that does not exist, credentials it refuses, a network failure (exit 4)."""
+
+
 class EngineError(PgparityError):
     """The engine failed for a reason that is neither bad input nor an unreachable database."""
 

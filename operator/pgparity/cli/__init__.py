@@ -1,8 +1,8 @@
 """The ``pgparity`` command: the only place errors become exit codes.
 
 Exit codes (DESIGN.md): 0 VALIDATED / ok · 1 REJECTED / check failed · 2 bad input or usage ·
-3 schema drift · 4 cannot reach or use a database or the API server. Errors are one line on
-stderr, never a traceback, and never contain a password.
+3 schema drift · 4 cannot reach or use a database, an object store or the API server. Errors
+are one line on stderr, never a traceback, and never contain a password or a secret key.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pgparity.cli.common import (
     EXIT_USAGE,
     Parser,
 )
-from pgparity.errors import DatabaseError, DriftError, PgparityError, UsageError
+from pgparity.errors import DatabaseError, DriftError, PgparityError, StorageError, UsageError
 from pgparity.redaction import install_log_redaction, remember_dsn, sanitize
 
 
@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(exc, EXIT_USAGE)
     except DriftError as exc:
         return _fail(exc, EXIT_DRIFT)
-    except DatabaseError as exc:
+    except (DatabaseError, StorageError) as exc:
         return _fail(exc, EXIT_DATABASE)
     except PgparityError as exc:
         return _fail(exc, EXIT_DATABASE)

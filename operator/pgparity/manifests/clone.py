@@ -14,7 +14,8 @@ from typing import Any
 
 from pgparity.manifests.labels import CLONE_LABEL, child_name, labels, metadata, owner_reference
 from pgparity.manifests.pods import restricted_container, restricted_pod, tmp_mount, tmp_volume
-from pgparity.models.staging_clone import KIND, StagingCloneSpec
+from pgparity.models.staging_clone import KIND, ArchiveSource, StagingCloneSpec
+from pgparity.storage.location import CREDENTIAL_VARIABLES, scheme_of
 
 PORT = 5432
 SUPERUSER = "pgparity"
@@ -329,6 +330,27 @@ def wait_for_primary(clone: CloneRef, image: str) -> dict[str, Any]:
     }
 
 
+def archive_credentials(archive: ArchiveSource) -> list[dict[str, Any]]:
+    """The store's credential variables from the Secret named by ``secretRef``, each one only
+    if the Secret has that key: the Job's environment, never its argv (the standard chains of
+    the AWS, Google and Azure clients read them; no other key of the Secret gets in)."""
+    if archive.secret_ref is None:
+        return []
+    return [
+        {
+            "name": variable,
+            "valueFrom": {
+                "secretKeyRef": {
+                    "name": archive.secret_ref.name,
+                    "key": variable,
+                    "optional": True,
+                }
+            },
+        }
+        for variable in CREDENTIAL_VARIABLES[scheme_of(archive.url)]
+    ]
+
+
 def build_seed_job(clone: CloneRef, spec: StagingCloneSpec, image: str) -> dict[str, Any]:
     """``pgparity restore`` from an archive, or ``pgparity seed`` from a live source."""
     n = names(clone.name)
@@ -350,6 +372,7 @@ def build_seed_job(clone: CloneRef, spec: StagingCloneSpec, image: str) -> dict[
             archive.url.removeprefix("file://"),
             "--replace",
         ]
+        env += archive_credentials(archive)
         if archive.claim_name:
             volumes.append(
                 {
