@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 
 from pgparity.errors import DatabaseError
+from pgparity.models.common import Reason
 from pgparity.pg.clone import database_settings, is_clone
 from pgparity.pg.connection import connect, error_message
 from pgparity.schema.digest import take_snapshot
@@ -80,26 +81,28 @@ def inspect_clone(dsn: str, replica_dsn: str | None, *, timeout: float = 10.0) -
         with connect(dsn, role="clone primary", **_bounded(timeout)) as conn:
             return _inspect(conn, replica_dsn, timeout)
     except DatabaseError as exc:
-        return CloneHealth(reachable=False, reason="Unreachable", message=str(exc))
+        return CloneHealth(reachable=False, reason=Reason.UNREACHABLE, message=str(exc))
     except psycopg.errors.QueryCanceled as exc:
         return CloneHealth(
             reachable=False,
-            reason="CheckTimedOut",
+            reason=Reason.CHECK_TIMED_OUT,
             message=f"the clone check took longer than {timeout:g} s: {error_message(exc)}",
         )
     except psycopg.OperationalError as exc:  # the server went away in the middle of the check
-        return CloneHealth(reachable=False, reason="Unreachable", message=error_message(exc))
+        return CloneHealth(reachable=False, reason=Reason.UNREACHABLE, message=error_message(exc))
 
 
 def _inspect(conn: psycopg.Connection[Any], replica_dsn: str | None, timeout: float) -> CloneHealth:
     if conn.execute("SELECT pg_is_in_recovery()").fetchone() == (True,):
         return CloneHealth(
-            True, reason="NotAPrimary", message="the dsn names a server in recovery, not a primary"
+            True,
+            reason=Reason.NOT_A_PRIMARY,
+            message="the dsn names a server in recovery, not a primary",
         )
     if not is_clone(conn):
         return CloneHealth(
             True,
-            reason="NotAClone",
+            reason=Reason.NOT_A_CLONE,
             message="the database is not marked as a pgparity clone "
             "(pgparity.clone): refusing to treat it as staging",
         )
@@ -118,20 +121,20 @@ def _inspect(conn: psycopg.Connection[Any], replica_dsn: str | None, timeout: fl
     if not streaming:
         return _with(
             base,
-            "NoStreamingReplica",
+            Reason.NO_STREAMING_REPLICA,
             "the primary has no replica in state streaming (pg_stat_replication)",
         )
     if not replica_dsn:
-        return _with(base, "NoReplicaDsn", "the Secret has no replicaDsn")
+        return _with(base, Reason.NO_REPLICA_DSN, "the Secret has no replicaDsn")
     problem = _replica_problem(conn, replica_dsn, timeout)
     if problem:
-        return _with(base, "ReplicaNotStreaming", problem)
+        return _with(base, Reason.REPLICA_NOT_STREAMING, problem)
     if base.seed_state not in (None, "complete"):
         return CloneHealth(
             **{
                 **base.__dict__,
                 "replica_ok": True,
-                "reason": "SeedIncomplete",
+                "reason": Reason.SEED_INCOMPLETE,
                 "message": f"pgparity.seed_state is {base.seed_state}",
             }
         )
@@ -139,7 +142,7 @@ def _inspect(conn: psycopg.Connection[Any], replica_dsn: str | None, timeout: fl
         **{
             **base.__dict__,
             "replica_ok": True,
-            "reason": "Streaming",
+            "reason": Reason.STREAMING,
             "message": f"{streaming} replica(s) streaming",
         }
     )
@@ -157,7 +160,7 @@ def _digest(conn: psycopg.Connection[Any]) -> str | None:
         return None
 
 
-def _with(base: CloneHealth, reason: str, message: str) -> CloneHealth:
+def _with(base: CloneHealth, reason: Reason, message: str) -> CloneHealth:
     return CloneHealth(**{**base.__dict__, "reason": reason, "message": message})
 
 

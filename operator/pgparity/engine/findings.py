@@ -8,24 +8,27 @@ re-run — are warnings, which ``--strict`` turns into errors.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
 
 from pgparity.engine.execute.dryrun import Refusal, RerunFailure
 from pgparity.engine.execute.outside import InvalidIndex
 from pgparity.engine.observe.observation import Budgets
-from pgparity.engine.observe.observer import ObservationGap, Quantity
-from pgparity.engine.observe.plans import PlanComparison
 from pgparity.engine.sql.effects import Hazard
 from pgparity.engine.sql.statements import ParsedMigration
 from pgparity.models.quantities import format_bytes, format_ms
 from pgparity.models.report import (
     Finding,
+    NotExecuted,
+    ObservationGap,
+    PlanComparison,
+    Quantity,
+    Rule,
     Severity,
     SideEffect,
     SideEffectKind,
     StatementObservation,
     StatementResult,
+    TrafficReport,
 )
 from pgparity.schema.digest import ObjectChange
 
@@ -50,15 +53,15 @@ MODE_STRENGTH = [
 
 # SQLSTATE → (rule, what it means for the migration in production).
 ERROR_RULES = {
-    "55P03": ("lock-timeout", "could not get its lock within lock_timeout"),
-    "57014": ("statement-timeout", "ran past statement_timeout and was cancelled"),
-    "40P01": ("deadlock", "deadlocked"),
-    "2D000": ("transaction-control", "tried to end the transaction"),
-    "25001": ("transaction-control", "cannot run inside a transaction block"),
+    "55P03": (Rule.LOCK_TIMEOUT, "could not get its lock within lock_timeout"),
+    "57014": (Rule.STATEMENT_TIMEOUT, "ran past statement_timeout and was cancelled"),
+    "40P01": (Rule.DEADLOCK, "deadlocked"),
+    "2D000": (Rule.TRANSACTION_CONTROL, "tried to end the transaction"),
+    "25001": (Rule.TRANSACTION_CONTROL, "cannot run inside a transaction block"),
 }
 
 
-def _error(rule: str, message: str, result: StatementResult | None = None) -> Finding:
+def _error(rule: Rule, message: str, result: StatementResult | None = None) -> Finding:
     return Finding(
         rule=rule,
         severity=Severity.ERROR,
@@ -68,7 +71,7 @@ def _error(rule: str, message: str, result: StatementResult | None = None) -> Fi
     )
 
 
-def _warning(rule: str, message: str, result: StatementResult) -> Finding:
+def _warning(rule: Rule, message: str, result: StatementResult) -> Finding:
     return Finding(
         rule=rule,
         severity=Severity.WARNING,
@@ -84,7 +87,7 @@ def static_findings(parsed: ParsedMigration) -> list[Finding]:
         problem = parsed.syntax_error
         return [
             Finding(
-                rule="syntax-error",
+                rule=Rule.SYNTAX_ERROR,
                 severity=Severity.ERROR,
                 line=problem.line,
                 message=f"line {problem.line}, column {problem.column}: {problem.message}",
@@ -92,7 +95,7 @@ def static_findings(parsed: ParsedMigration) -> list[Finding]:
         ]
     findings = [
         Finding(
-            rule="transaction-control",
+            rule=Rule.TRANSACTION_CONTROL,
             severity=Severity.ERROR,
             statement=s.index,
             line=s.line,
@@ -104,7 +107,7 @@ def static_findings(parsed: ParsedMigration) -> list[Finding]:
     if parsed.unwrapped:
         findings += [
             Finding(
-                rule="non-transactional-in-transaction",
+                rule=Rule.NON_TRANSACTIONAL_IN_TRANSACTION,
                 severity=Severity.ERROR,
                 statement=s.index,
                 line=s.line,
@@ -123,7 +126,7 @@ def effect_findings(parsed: ParsedMigration) -> list[Finding]:
     for statement in parsed.statements:
         for effect in statement.effects:
             where = f"statement {statement.index} (line {statement.line})"
-            rule = "lexer-setting" if effect.hazard is Hazard.LEXING else "side-effect"
+            rule = Rule.LEXER_SETTING if effect.hazard is Hazard.LEXING else Rule.SIDE_EFFECT
             if effect.refused:
                 message = f"{where}: {effect.message}; nothing was executed"
             else:
@@ -150,7 +153,10 @@ def stop_findings(refusals: Sequence[Refusal], lexing_changes: Sequence[Refusal]
             line=r.statement.line,
             message=f"statement {r.statement.index} (line {r.statement.line}): {r.reason}",
         )
-        for rule, stops in (("side-effect", refusals), ("lexer-setting-changed", lexing_changes))
+        for rule, stops in (
+            (Rule.SIDE_EFFECT, refusals),
+            (Rule.LEXER_SETTING_CHANGED, lexing_changes),
+        )
         for r in stops
     ]
 
@@ -168,7 +174,7 @@ def side_effect_findings(effects: Sequence[SideEffect]) -> list[Finding]:
     if sequences:
         found.append(
             Finding(
-                rule="side-effect-left",
+                rule=Rule.SIDE_EFFECT_LEFT,
                 severity=Severity.WARNING,
                 message=f"the run advanced sequences ROLLBACK does not reset: "
                 f"{', '.join(sequences)} (put back only on clones)",
@@ -178,7 +184,7 @@ def side_effect_findings(effects: Sequence[SideEffect]) -> list[Finding]:
     if locks:
         found.append(
             Finding(
-                rule="side-effect-left",
+                rule=Rule.SIDE_EFFECT_LEFT,
                 severity=Severity.WARNING,
                 message=f"the migration left session-level advisory locks after ROLLBACK "
                 f"({', '.join(locks)}); pgparity released them",
@@ -187,7 +193,7 @@ def side_effect_findings(effects: Sequence[SideEffect]) -> list[Finding]:
     slots = [e for e in effects if e.kind is SideEffectKind.REPLICATION_SLOT]
     found += [
         Finding(
-            rule="side-effect-left",
+            rule=Rule.SIDE_EFFECT_LEFT,
             severity=Severity.WARNING if e.restored else Severity.ERROR,
             message=f"the run {'created' if e.after else 'dropped'} replication slot "
             f"{e.object}, which ROLLBACK does not undo"
@@ -203,7 +209,9 @@ def error_findings(results: Iterable[StatementResult]) -> list[Finding]:
     for result in results:
         if result.error is None:
             continue
-        rule, meaning = ERROR_RULES.get(result.error.sqlstate or "", ("migration-error", "failed"))
+        rule, meaning = ERROR_RULES.get(
+            result.error.sqlstate or "", (Rule.MIGRATION_ERROR, "failed")
+        )
         findings.append(
             _error(
                 rule,
@@ -241,7 +249,7 @@ def blocking_lock_findings(results: Iterable[StatementResult], created: set[str]
                 hold = f", held {format_ms(lock.held_ms)}" if lock.held_ms is not None else ""
                 findings.append(
                     _warning(
-                        "blocking-lock",
+                        Rule.BLOCKING_LOCK,
                         f"statement {result.index} (line {result.line}) takes {lock.mode} on "
                         f"{lock.relation}{hold}: {BLOCKING_MODES[lock.mode]}",
                         result,
@@ -257,7 +265,7 @@ def rewrite_findings(results: Iterable[StatementResult], created: set[str]) -> l
         if rewritten and result.transactional:
             findings.append(
                 _warning(
-                    "table-rewrite",
+                    Rule.TABLE_REWRITE,
                     f"statement {result.index} (line {result.line}) rewrote {', '.join(rewritten)}",
                     result,
                 )
@@ -271,7 +279,7 @@ def rerun_findings(
     by_index = {r.index: r for r in results}
     return [
         _warning(
-            "not-idempotent",
+            Rule.NOT_IDEMPOTENT,
             f"statement {f.statement.index} (line {f.statement.line}) fails when the "
             f"migration is re-run after a partial failure: {f.sqlstate} {f.message}",
             by_index[f.statement.index],
@@ -284,21 +292,21 @@ def rerun_findings(
 def not_executed_findings(results: Iterable[StatementResult]) -> list[Finding]:
     return [
         _warning(
-            "not-executed",
+            Rule.NOT_EXECUTED,
             f"statement {r.index} (line {r.line}) was not rehearsed: {r.not_executed_reason}",
             r,
         )
         for r in results
         if not r.transactional
         and not r.executed
-        and r.not_executed_reason != "the transactional part of the migration failed"
+        and r.not_executed_reason != NotExecuted.TRANSACTIONAL_PART_FAILED
     ]
 
 
 def invalid_index_findings(invalid: Sequence[InvalidIndex]) -> list[Finding]:
     return [
         Finding(
-            rule="invalid-index",
+            rule=Rule.INVALID_INDEX,
             severity=Severity.ERROR,
             statement=i.statement.index,
             line=i.statement.line,
@@ -310,7 +318,7 @@ def invalid_index_findings(invalid: Sequence[InvalidIndex]) -> list[Finding]:
     ]
 
 
-def digest_findings(rule: str, when: str, changes: Sequence[ObjectChange]) -> list[Finding]:
+def digest_findings(rule: Rule, when: str, changes: Sequence[ObjectChange]) -> list[Finding]:
     if not changes:
         return []
     listed = "; ".join(c.describe() for c in changes[:10])
@@ -338,7 +346,7 @@ def budget_findings(results: Iterable[StatementResult], budgets: Budgets) -> lis
         if limit is not None and _over(seen.max_lock_wait_seconds, limit):
             found.append(
                 _error(
-                    "lock-wait-budget",
+                    Rule.LOCK_WAIT_BUDGET,
                     f"{where} made sessions wait {seen.max_lock_wait_seconds:.2f} s for its locks "
                     f"(budget {limit:g} s)",
                     result,
@@ -348,7 +356,7 @@ def budget_findings(results: Iterable[StatementResult], budgets: Budgets) -> lis
         if blocked is not None and _over(seen.max_blocked_sessions, blocked):
             found.append(
                 _error(
-                    "blocked-sessions-budget",
+                    Rule.BLOCKED_SESSIONS_BUDGET,
                     f"{where} blocked {seen.max_blocked_sessions} sessions at once "
                     f"(budget {blocked})",
                     result,
@@ -375,10 +383,9 @@ def observation_gap_findings(gaps: Sequence[ObservationGap], budgets: Budgets) -
         judged = f"; the budget {budget} cannot be judged" if budget is not None else ""
         found.append(
             Finding(
-                rule="observation-incomplete",
+                rule=Rule.OBSERVATION_INCOMPLETE,
                 severity=severity,
-                message=f"{gap.quantity.value.replace('_', ' ')} was not observed: "
-                f"{gap.reason}{judged}",
+                message=f"{gap.quantity.label} was not observed: {gap.reason}{judged}",
             )
         )
     return found
@@ -407,7 +414,7 @@ def _lag_findings(
     ):
         found.append(
             _error(
-                "replication-lag-budget",
+                Rule.REPLICATION_LAG_BUDGET,
                 f"{where} put the replica {format_bytes(lag_bytes)} behind "
                 f"(budget {format_bytes(budgets.max_lag_bytes)})",
                 result,
@@ -418,7 +425,7 @@ def _lag_findings(
     ):
         found.append(
             _error(
-                "replication-lag-budget",
+                Rule.REPLICATION_LAG_BUDGET,
                 f"{where} put the replica {seen.max_replication_lag_seconds:.2f} s behind "
                 f"(budget {budgets.max_lag_seconds:g} s)",
                 result,
@@ -451,7 +458,7 @@ def blocked_sessions_findings(
             )
             found.append(
                 _warning(
-                    "sessions-blocked",
+                    Rule.SESSIONS_BLOCKED,
                     f"statement {result.index} (line {result.line}) blocked up to "
                     f"{seen.max_blocked_sessions} sessions, {longest}",
                     result,
@@ -460,17 +467,17 @@ def blocked_sessions_findings(
     return found
 
 
-def traffic_findings(traffic: Mapping[str, Any] | None) -> list[Finding]:
+def traffic_findings(traffic: TrafficReport | None) -> list[Finding]:
     """A warning when the application's own statements failed during the migration."""
-    if not traffic or not traffic.get("errors_during_migration"):
+    if traffic is None or not traffic.errors_during_migration:
         return []
     errors = ", ".join(
         f"{count}× {ERROR_RULES.get(code, (code,))[0]} ({code})"
-        for code, count in traffic["errors_during_migration"].items()
+        for code, count in traffic.errors_during_migration.items()
     )
     return [
         Finding(
-            rule="traffic-errors",
+            rule=Rule.TRAFFIC_ERRORS,
             severity=Severity.WARNING,
             message=f"the application's traffic failed during the migration: {errors}",
         )
@@ -482,18 +489,18 @@ def plan_findings(plans: Sequence[PlanComparison]) -> list[Finding]:
     for plan in plans:
         found += [
             Finding(
-                rule="plan-expectation",
+                rule=Rule.PLAN_EXPECTATION,
                 severity=Severity.ERROR,
-                message=f"query {plan.query.name!r}: {violation}",
+                message=f"query {plan.name!r}: {violation}",
             )
             for violation in plan.violations
         ]
         if plan.changes:
             found.append(
                 Finding(
-                    rule="plan-changed",
+                    rule=Rule.PLAN_CHANGED,
                     severity=Severity.WARNING,
-                    message=f"query {plan.query.name!r}: " + "; ".join(plan.changes),
+                    message=f"query {plan.name!r}: " + "; ".join(plan.changes),
                 )
             )
     return found

@@ -52,7 +52,7 @@ from pgparity.manifests.validation import (
     names,
     validation_key,
 )
-from pgparity.models.common import GROUP, VERSION, KeyRef
+from pgparity.models.common import GROUP, VERSION, KeyRef, Reason
 from pgparity.models.migration_validation import (
     KIND,
     PLURAL,
@@ -200,25 +200,25 @@ async def _resolve(body: kopf.Body, namespace: str, views: Views) -> Resolved:
     try:
         spec = MigrationValidationSpec.parse(dict(body.get("spec", {})))
     except SpecError as exc:
-        raise Waiting(ValidationPhase.FAILED, "InvalidSpec", str(exc), failed=True) from None
+        raise Waiting(ValidationPhase.FAILED, Reason.INVALID_SPEC, str(exc), failed=True) from None
     clone: CloneView | None = one(views.clones, (namespace, spec.clone_ref.name))
     if clone is None:
         raise Waiting(
             ValidationPhase.WAITING_FOR_CLONE,
-            "CloneNotFound",
+            Reason.CLONE_NOT_FOUND,
             f"StagingClone {spec.clone_ref.name} does not exist",
         )
     if clone.phase != ClonePhase.READY.value:
         raise Waiting(
             ValidationPhase.WAITING_FOR_CLONE,
-            "CloneNotReady",
+            Reason.CLONE_NOT_READY,
             f"StagingClone {spec.clone_ref.name} is "
             f"{clone.phase or 'not reconciled yet'}: {clone.message or ''}".rstrip(": "),
         )
     if not clone.secret:
         raise Waiting(
             ValidationPhase.WAITING_FOR_CLONE,
-            "CloneNotReady",
+            Reason.CLONE_NOT_READY,
             f"StagingClone {spec.clone_ref.name} has no connection Secret yet",
         )
     parameters = clone.parameters
@@ -241,11 +241,11 @@ async def _migration_sql(spec: MigrationValidationSpec, namespace: str) -> str:
         return spec.migration.sql
     ref = spec.migration.config_map_ref
     assert ref is not None
-    text = await _configmap_text(namespace, ref, "MigrationNotFound")
+    text = await _configmap_text(namespace, ref, Reason.MIGRATION_NOT_FOUND)
     problem = sql_control_character(text)
     if problem:
         message = f"ConfigMap {ref.name} key {ref.key}: {problem}"
-        raise Waiting(ValidationPhase.FAILED, "InvalidMigration", message, failed=True)
+        raise Waiting(ValidationPhase.FAILED, Reason.INVALID_MIGRATION, message, failed=True)
     return text
 
 
@@ -253,10 +253,10 @@ async def _workload(spec: MigrationValidationSpec, namespace: str) -> str | None
     traffic = spec.traffic
     if traffic is None or traffic.mode is not TrafficMode.WORKLOAD or traffic.workload_ref is None:
         return None
-    return await _configmap_text(namespace, traffic.workload_ref, "WorkloadNotFound")
+    return await _configmap_text(namespace, traffic.workload_ref, Reason.WORKLOAD_NOT_FOUND)
 
 
-async def _configmap_text(namespace: str, ref: KeyRef, missing: str) -> str:
+async def _configmap_text(namespace: str, ref: KeyRef, missing: Reason) -> str:
     text = await api(kube.configmap_value, namespace, ref.name, ref.key)
     if not text:
         message = f"ConfigMap {ref.name} has no key {ref.key}"
@@ -282,7 +282,7 @@ async def _advance(
         return progress_status(
             previous,
             ValidationPhase.RUNNING,
-            "JobCreated",
+            Reason.JOB_CREATED,
             f"validation Job {n['job']} created",
             now=now(),
             generation=generation,
@@ -294,7 +294,7 @@ async def _advance(
         return progress_status(
             previous,
             ValidationPhase.RUNNING,
-            "JobRunning",
+            Reason.JOB_RUNNING,
             f"validation Job {n['job']} is running",
             now=now(),
             generation=generation,
@@ -322,13 +322,13 @@ async def _start(ref: ValidationRef, resolved: Resolved, shared: Runtime) -> Non
         if decision.admission is Admission.CLONE_BUSY:
             raise Waiting(
                 ValidationPhase.WAITING_FOR_CLONE,
-                "CloneBusy",
+                Reason.CLONE_BUSY,
                 f"another validation ({decision.holder}) is running on StagingClone {clone}",
             )
         if decision.admission is Admission.QUEUED:
             raise Waiting(
                 ValidationPhase.PENDING,
-                "Queued",
+                Reason.QUEUED,
                 f"waiting for one of {options().max_concurrent_jobs} validation Job slots "
                 f"(PGPARITY_MAX_CONCURRENT_JOBS): position {decision.position} in the queue",
                 position=decision.position,
@@ -379,7 +379,7 @@ async def _complete(
             raise  # the API server, not the report: try again
         raise Waiting(
             ValidationPhase.FAILED,
-            "ReportUnreadable",
+            Reason.REPORT_UNREADABLE,
             f"the report in ConfigMap {n['report']} cannot be read: {exc}",
             failed=True,
         ) from None
@@ -413,7 +413,7 @@ def _announce(body: kopf.Body, old: Mapping[str, Any], new: Mapping[str, Any]) -
         return
     verdict = new.get("verdict")
     if verdict:
-        reason = "Validated" if verdict == Verdict.VALIDATED.value else "Rejected"
+        reason = Reason.VALIDATED if verdict == Verdict.VALIDATED.value else Reason.REJECTED
         announce(
             body,
             old,

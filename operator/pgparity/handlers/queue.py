@@ -23,6 +23,7 @@ from pgparity import metrics
 from pgparity.handlers.common import Runtime, options
 from pgparity.handlers.indexes import JobView, QueueEntry, Ref, values
 from pgparity.manifests.queue import Admission, Contender, Decision, QueueKey, admit, queued
+from pgparity.models.common import Reason
 from pgparity.models.migration_validation import KIND
 
 logger = logging.getLogger(__name__)
@@ -77,8 +78,8 @@ def _stale(entry: QueueEntry, decision: Decision) -> bool:
     if decision.admission is Admission.START:
         return True
     if decision.admission is Admission.CLONE_BUSY:
-        return entry.reason != "CloneBusy"
-    return entry.reason != "Queued" or entry.position != decision.position
+        return entry.reason != Reason.CLONE_BUSY
+    return entry.reason != Reason.QUEUED or entry.position != decision.position
 
 
 async def keep_queue(shared: Runtime) -> None:

@@ -38,7 +38,7 @@ from pgparity.manifests.clone import CloneRef, build_clone_objects, names
 from pgparity.manifests.conditions import set_condition
 from pgparity.manifests.readiness import clone_conditions
 from pgparity.manifests.status import retry_delay
-from pgparity.models.common import GROUP, VERSION, Condition, ConditionStatus
+from pgparity.models.common import GROUP, VERSION, Condition, ConditionStatus, Reason
 from pgparity.models.staging_clone import (
     KIND,
     PLURAL,
@@ -108,8 +108,8 @@ async def _reconcile_once(body: kopf.Body, clone: CloneRef, writer: StatusWriter
     try:
         spec = StagingCloneSpec.parse(dict(body.get("spec", {})))
     except SpecError as exc:
-        invalid = (UNKNOWN, "InvalidSpec", "")
-        observed = Observed((FALSE, "InvalidSpec", str(exc)), invalid, invalid)
+        invalid = (UNKNOWN, Reason.INVALID_SPEC, "")
+        observed = Observed((FALSE, Reason.INVALID_SPEC, str(exc)), invalid, invalid)
     else:
         observed = await _observe(clone, spec)
     new = _status(previous, observed, spec, generation).to_dict()
@@ -120,7 +120,7 @@ async def _reconcile_once(body: kopf.Body, clone: CloneRef, writer: StatusWriter
             body,
             current,
             new,
-            reason="Ready" if ready else _reason(new),
+            reason=Reason.READY if ready else _reason(new),
             message=str(new.get("message") or ""),
             warning=new.get("phase") == ClonePhase.FAILED.value,
         )
@@ -137,8 +137,8 @@ def _parse_status(current: Mapping[str, Any]) -> StagingCloneStatus:
 def _reason(status: Mapping[str, Any]) -> str:
     for condition in status.get("conditions") or []:
         if condition.get("status") != "True":
-            return str(condition.get("reason") or "NotReady")
-    return "NotReady"
+            return str(condition.get("reason") or Reason.NOT_READY)
+    return Reason.NOT_READY
 
 
 async def _observe(clone: CloneRef, spec: StagingCloneSpec) -> Observed:
@@ -165,7 +165,7 @@ async def _builtin(clone: CloneRef, spec: StagingCloneSpec) -> Observed:
         await api(kube.create_missing, body)
     provisioned = (
         TRUE,
-        "ObjectsCreated",
+        Reason.OBJECTS_CREATED,
         "StatefulSets, Services, Secret, ConfigMap and NetworkPolicy exist",
     )
     primary = await _ready_replicas(clone.namespace, n["primary"])
@@ -175,14 +175,14 @@ async def _builtin(clone: CloneRef, spec: StagingCloneSpec) -> Observed:
         return Observed(
             provisioned,
             seeded,
-            (UNKNOWN, "PrimaryNotReady", "the primary's pod is not ready"),
+            (UNKNOWN, Reason.PRIMARY_NOT_READY, "the primary's pod is not ready"),
             n["secret"],
         )
     if replicas < spec.replicas:
         return Observed(
             provisioned,
             seeded,
-            (FALSE, "ReplicasNotReady", f"{replicas}/{spec.replicas} replica pods ready"),
+            (FALSE, Reason.REPLICAS_NOT_READY, f"{replicas}/{spec.replicas} replica pods ready"),
             n["secret"],
         )
     data = await api(kube.secret_data, clone.namespace, n["secret"]) or {}
@@ -198,14 +198,14 @@ async def _seed_state(
     namespace: str, job_name: str, spec: StagingCloneSpec
 ) -> tuple[ConditionStatus, str, str]:
     if spec.source is None:
-        return TRUE, "NoSource", "nothing to seed"
+        return TRUE, Reason.NO_SOURCE, "nothing to seed"
     job = await api(kube.get, "batch/v1", "Job", job_name, namespace)
     for condition in ((job or {}).get("status") or {}).get("conditions") or []:
         if condition.get("status") == "True" and condition.get("type") == "Complete":
-            return TRUE, "SeedJobComplete", f"seeding Job {job_name} completed"
+            return TRUE, Reason.SEED_JOB_COMPLETE, f"seeding Job {job_name} completed"
         if condition.get("status") == "True" and condition.get("type") == "Failed":
-            return FALSE, "SeedJobFailed", str(condition.get("message") or "seeding failed")
-    return UNKNOWN, "Seeding", f"seeding Job {job_name} is running"
+            return FALSE, Reason.SEED_JOB_FAILED, str(condition.get("message") or "seeding failed")
+    return UNKNOWN, Reason.SEEDING, f"seeding Job {job_name} is running"
 
 
 async def _external(clone: CloneRef, spec: StagingCloneSpec) -> Observed:
@@ -213,12 +213,15 @@ async def _external(clone: CloneRef, spec: StagingCloneSpec) -> Observed:
     secret = spec.external.secret_ref.name
     data = await api(kube.secret_data, clone.namespace, secret)
     if data is None or "dsn" not in data:
-        missing = (FALSE, "SecretNotFound", f"Secret {secret} with key dsn not found")
+        missing = (FALSE, Reason.SECRET_NOT_FOUND, f"Secret {secret} with key dsn not found")
         return Observed(
-            missing, (UNKNOWN, "SecretNotFound", ""), (UNKNOWN, "SecretNotFound", ""), secret
+            missing,
+            (UNKNOWN, Reason.SECRET_NOT_FOUND, ""),
+            (UNKNOWN, Reason.SECRET_NOT_FOUND, ""),
+            secret,
         )
-    provisioned = (TRUE, "External", f"an existing database named by Secret {secret}")
-    seeded = (TRUE, "External", "the external database holds its own data")
+    provisioned = (TRUE, Reason.EXTERNAL, f"an existing database named by Secret {secret}")
+    seeded = (TRUE, Reason.EXTERNAL, "the external database holds its own data")
     return await _checked(clone, provisioned, seeded, secret, data)
 
 
@@ -239,10 +242,10 @@ async def _checked(
             health,
         )
     if health.seed_state not in (None, "complete"):
-        seeded = (FALSE, "SeedIncomplete", f"pgparity.seed_state is {health.seed_state}")
+        seeded = (FALSE, Reason.SEED_INCOMPLETE, f"pgparity.seed_state is {health.seed_state}")
     streaming = (
         TRUE if health.replica_ok else FALSE,
-        "Streaming" if health.replica_ok else health.reason,
+        Reason.STREAMING if health.replica_ok else health.reason,
         f"{health.streaming_replicas} replica(s) streaming"
         if health.replica_ok
         else health.message,
@@ -255,7 +258,7 @@ async def _inspect(clone: CloneRef, dsn: str, replica_dsn: str | None) -> CloneH
     try:
         return await database("the clone check", about, inspect_clone, dsn, replica_dsn)
     except CallTimeoutError as exc:
-        return CloneHealth(reachable=False, reason="CheckTimedOut", message=str(exc))
+        return CloneHealth(reachable=False, reason=Reason.CHECK_TIMED_OUT, message=str(exc))
 
 
 def _status(
@@ -269,19 +272,19 @@ def _status(
         ("ReplicaStreaming", observed.streaming),
     ):
         conditions = set_condition(
-            conditions, type_, state, reason or "Unknown", message, at, generation
+            conditions, type_, state, reason or Reason.UNKNOWN, message, at, generation
         )
     parts = (observed.provisioned, observed.seeded, observed.streaming)
     ready = all(state is TRUE for state, _, _ in parts)
     blocking = next(
         ((reason, message) for state, reason, message in parts if state is not TRUE),
-        ("Ready", "primary and replicas streaming"),
+        (Reason.READY, "primary and replicas streaming"),
     )
     conditions = set_condition(
         conditions,
         "Ready",
         TRUE if ready else FALSE,
-        "Ready" if ready else blocking[0] or "NotReady",
+        Reason.READY if ready else blocking[0] or Reason.NOT_READY,
         blocking[1],
         at,
         generation,
@@ -310,8 +313,8 @@ def _status(
 def _phase(observed: Observed, ready: bool) -> ClonePhase:
     if ready:
         return ClonePhase.READY
-    if observed.provisioned[1] == "InvalidSpec" or (
-        observed.seeded[0] is FALSE and observed.seeded[1] == "SeedJobFailed"
+    if observed.provisioned[1] == Reason.INVALID_SPEC or (
+        observed.seeded[0] is FALSE and observed.seeded[1] == Reason.SEED_JOB_FAILED
     ):
         return ClonePhase.FAILED
     if observed.provisioned[0] is not TRUE:

@@ -28,9 +28,9 @@ from pgparity.engine.sql.statements import Statement
 from pgparity.errors import DatabaseError
 from pgparity.models.migration_validation import ExplainQuery
 from pgparity.models.quantities import Duration
-from pgparity.models.report import StatementError, StatementResult
+from pgparity.models.report import NotExecuted, PlanOutcome, StatementError, StatementResult
 from pgparity.pg.connection import error_message
-from pgparity.pg.explain import PlanOutcome, explain_all
+from pgparity.pg.explain import explain_all
 from pgparity.pg.sqlexec import LexingChangedError, execute_one, own_queries
 
 Progress = Callable[[str], None]
@@ -219,8 +219,8 @@ def _run_measured(
     return None
 
 
-FAILED = "an earlier statement failed"
-STOPPED = "the run stopped at an earlier statement"
+FAILED = NotExecuted.EARLIER_FAILED
+STOPPED = NotExecuted.RUN_STOPPED
 
 
 def _since(started: float) -> float:

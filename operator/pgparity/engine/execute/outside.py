@@ -23,7 +23,7 @@ from pgparity.engine.execute import trace
 from pgparity.engine.execute.dryrun import Mark, ProgressPacer, Timeouts, TransactionalRun, no_mark
 from pgparity.engine.sql.statements import OutsideAction, Statement
 from pgparity.errors import DatabaseError
-from pgparity.models.report import StatementError, StatementResult
+from pgparity.models.report import NotExecuted, StatementError, StatementResult
 from pgparity.pg.connection import connect, error_message
 from pgparity.pg.sqlexec import CATALOG_SEARCH_PATH, LexingChangedError, execute_one
 from pgparity.schema.compensation import plan_compensation
@@ -98,11 +98,11 @@ def rehearse_outside_transaction(
     return run
 
 
-def _skip_reason(statement: Statement, transactional: TransactionalRun) -> str | None:
+def _skip_reason(statement: Statement, transactional: TransactionalRun) -> NotExecuted | None:
     if statement.action is OutsideAction.CLUSTER_LEVEL:
-        return "cluster-level statement: pgparity rehearses changes to the database's schema only"
+        return NotExecuted.CLUSTER_LEVEL
     if transactional.failed:
-        return "the transactional part of the migration failed"
+        return NotExecuted.TRANSACTIONAL_PART_FAILED
     return None
 
 
@@ -150,10 +150,7 @@ def _rehearse(
         return statement.result(
             executed=False,
             settings_in_effect=settings,
-            not_executed_reason=(
-                "it depends on objects created or changed by earlier "
-                "statements of this migration, which the dry-run rolled back"
-            ),
+            not_executed_reason=NotExecuted.DEPENDS_ON_MIGRATION,
         )
     return statement.result(
         executed=True,
