@@ -200,6 +200,6 @@ def sample_clone(dsn: str, *, timeout: float = 10.0) -> CloneSample:
         ) as conn:
             row = conn.execute(_SAMPLE).fetchone()
     except psycopg.Error as exc:
-        raise DatabaseError(f"cannot sample the clone: {error_message(exc)}") from None
+        raise DatabaseError(f"cannot sample the clone: {error_message(exc)}") from exc
     assert row is not None
     return CloneSample(int(row[0]), int(row[1]), float(row[2]))

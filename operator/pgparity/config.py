@@ -161,7 +161,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         try:
             values[name] = parser(raw)
         except ValueError as exc:
-            raise UsageError(f"{variable}={shown(raw)} is not valid ({what}): {exc}") from None
+            raise UsageError(f"{variable}={shown(raw)} is not valid ({what}): {exc}") from exc
     return Settings(**values)
 
 

@@ -8,7 +8,10 @@ re-run — are warnings, which ``--strict`` turns into errors.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+
+import psycopg
+from psycopg import errors as pg_errors
 
 from pgparity.engine.execute.dryrun import Refusal, RerunFailure
 from pgparity.engine.execute.outside import InvalidIndex
@@ -51,14 +54,33 @@ MODE_STRENGTH = [
     "AccessExclusiveLock",
 ]
 
-# SQLSTATE → (rule, what it means for the migration in production).
-ERROR_RULES = {
-    "55P03": (Rule.LOCK_TIMEOUT, "could not get its lock within lock_timeout"),
-    "57014": (Rule.STATEMENT_TIMEOUT, "ran past statement_timeout and was cancelled"),
-    "40P01": (Rule.DEADLOCK, "deadlocked"),
-    "2D000": (Rule.TRANSACTION_CONTROL, "tried to end the transaction"),
-    "25001": (Rule.TRANSACTION_CONTROL, "cannot run inside a transaction block"),
+# psycopg's error class → (rule, what it means for the migration in production).
+_ERROR_RULES: Mapping[type[psycopg.Error], tuple[Rule, str]] = {
+    pg_errors.LockNotAvailable: (Rule.LOCK_TIMEOUT, "could not get its lock within lock_timeout"),
+    pg_errors.QueryCanceled: (
+        Rule.STATEMENT_TIMEOUT,
+        "ran past statement_timeout and was cancelled",
+    ),
+    pg_errors.DeadlockDetected: (Rule.DEADLOCK, "deadlocked"),
+    pg_errors.InvalidTransactionTermination: (
+        Rule.TRANSACTION_CONTROL,
+        "tried to end the transaction",
+    ),
+    pg_errors.ActiveSqlTransaction: (
+        Rule.TRANSACTION_CONTROL,
+        "cannot run inside a transaction block",
+    ),
 }
+_FAILED = (Rule.MIGRATION_ERROR, "failed")
+
+
+def error_rule(sqlstate: str | None) -> tuple[Rule, str]:
+    """The rule a statement's error breaks (by the report's SQLSTATE), and what it means."""
+    try:
+        error_class = pg_errors.lookup(sqlstate or "")
+    except KeyError:  # not a SQLSTATE PostgreSQL defines: a client-side failure
+        return _FAILED
+    return _ERROR_RULES.get(error_class, _FAILED)
 
 
 def _error(rule: Rule, message: str, result: StatementResult | None = None) -> Finding:
@@ -209,9 +231,7 @@ def error_findings(results: Iterable[StatementResult]) -> list[Finding]:
     for result in results:
         if result.error is None:
             continue
-        rule, meaning = ERROR_RULES.get(
-            result.error.sqlstate or "", (Rule.MIGRATION_ERROR, "failed")
-        )
+        rule, meaning = error_rule(result.error.sqlstate)
         findings.append(
             _error(
                 rule,
@@ -472,7 +492,7 @@ def traffic_findings(traffic: TrafficReport | None) -> list[Finding]:
     if traffic is None or not traffic.errors_during_migration:
         return []
     errors = ", ".join(
-        f"{count}× {ERROR_RULES.get(code, (code,))[0]} ({code})"
+        f"{count}× {_traffic_error(code)} ({code})"
         for code, count in traffic.errors_during_migration.items()
     )
     return [
@@ -482,6 +502,12 @@ def traffic_findings(traffic: TrafficReport | None) -> list[Finding]:
             message=f"the application's traffic failed during the migration: {errors}",
         )
     ]
+
+
+def _traffic_error(code: str) -> str:
+    """A rule's name for the SQLSTATE a rule stands for (``lock-timeout``), else the code."""
+    rule, _ = error_rule(code)
+    return code if rule is Rule.MIGRATION_ERROR else rule.value
 
 
 def plan_findings(plans: Sequence[PlanComparison]) -> list[Finding]:

@@ -21,9 +21,10 @@ from typing import Any, ParamSpec, TypeVar, cast
 import kopf
 
 from pgparity import config
-from pgparity.errors import PgparityError
+from pgparity.errors import CallTimeoutError
 from pgparity.handlers.indexes import Views
 from pgparity.kube import client as kube
+from pgparity.manifests.failures import Recovery, plan_failure
 from pgparity.models.common import API_VERSION
 from pgparity.redaction import Context, sanitize, sanitize_strings
 
@@ -142,10 +143,6 @@ def runtime(memo: Any) -> Runtime:
     return cast(Runtime, memo.runtime)
 
 
-class CallTimeoutError(PgparityError):
-    """A blocking call did not finish within its deadline (its thread may still be busy)."""
-
-
 async def _off_loop(
     pool: ThreadPoolExecutor,
     what: str,
@@ -196,6 +193,16 @@ def _forget_call(about: Hashable, done: Future[Any]) -> None:
     # Runs in the pool's thread: dict operations are atomic under the GIL.
     if _process.in_flight.get(about) is done:
         del _process.in_flight[about]
+
+
+def handler_error(error: Exception) -> kopf.TemporaryError | kopf.PermanentError:
+    """The error boundary of every handler: kopf's temporary error (with its delay) or
+    permanent one, as ``manifests.failures`` decides; the message is sanitized."""
+    plan = plan_failure(error, options().reconcile_seconds)
+    message = sanitize(str(error))
+    if plan.recovery is Recovery.GIVE_UP:
+        return kopf.PermanentError(message)
+    return kopf.TemporaryError(message, delay=plan.delay_seconds)
 
 
 def now() -> str:

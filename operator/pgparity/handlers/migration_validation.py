@@ -21,13 +21,13 @@ from typing import Any
 import kopf
 
 from pgparity import metrics
-from pgparity.errors import SpecError
+from pgparity.errors import PgparityError, SpecError
 from pgparity.handlers.common import (
-    CallTimeoutError,
     Runtime,
     StatusWriter,
     announce,
     api,
+    handler_error,
     now,
     options,
     runtime,
@@ -107,10 +107,11 @@ async def run_validation(
         while True:
             try:
                 await _reconcile_once(body, ValidationRef(name, namespace, uid), writer, shared)
-            except (kube.KubeError, CallTimeoutError) as exc:
-                # The API server is slow or refuses: kopf runs this daemon again after the
-                # delay, and it continues from what exists; nothing is half-written.
-                raise kopf.TemporaryError(str(exc), delay=options().reconcile_seconds) from exc
+            except PgparityError as exc:
+                # The API server is slow or refuses, a call outlived its deadline: kopf runs
+                # this daemon again after the delay, and it continues from what exists;
+                # nothing is half-written.
+                raise handler_error(exc) from exc
             await sleep_until_woken(wake, options().reconcile_seconds)
     finally:
         shared.wakes.forget(KIND, namespace, name)
@@ -200,7 +201,7 @@ async def _resolve(body: kopf.Body, namespace: str, views: Views) -> Resolved:
     try:
         spec = MigrationValidationSpec.parse(dict(body.get("spec", {})))
     except SpecError as exc:
-        raise Waiting(ValidationPhase.FAILED, Reason.INVALID_SPEC, str(exc), failed=True) from None
+        raise Waiting(ValidationPhase.FAILED, Reason.INVALID_SPEC, str(exc), failed=True) from exc
     clone: CloneView | None = one(views.clones, (namespace, spec.clone_ref.name))
     if clone is None:
         raise Waiting(
@@ -382,7 +383,7 @@ async def _complete(
             Reason.REPORT_UNREADABLE,
             f"the report in ConfigMap {n['report']} cannot be read: {exc}",
             failed=True,
-        ) from None
+        ) from exc
     started = job.start_time or previous.started_at
     finished = job.completion_time or now()
     duration = seconds_between(started, finished)

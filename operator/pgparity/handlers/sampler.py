@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 from pgparity import metrics
 from pgparity.clonecheck import sample_clone
-from pgparity.errors import DatabaseError
-from pgparity.handlers.common import CallTimeoutError, Runtime, api, database, options
+from pgparity.errors import CallTimeoutError, DatabaseError, KubeError
+from pgparity.handlers.common import Runtime, api, database, options
 from pgparity.handlers.indexes import Ref
 from pgparity.kube import client as kube
 from pgparity.models.staging_clone import ClonePhase
@@ -56,7 +56,7 @@ class Sampler:
                     return
                 about = ("sample", *ref)
                 sample = await database("sampling the clone", about, sample_clone, dsn)
-            except (DatabaseError, kube.KubeError, CallTimeoutError) as exc:
+            except (DatabaseError, KubeError, CallTimeoutError) as exc:
                 self.dsns.pop(ref, None)  # read the Secret again next time
                 logger.warning("cannot sample clone %s/%s: %s", *ref, exc)
                 return

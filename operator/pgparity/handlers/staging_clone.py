@@ -21,13 +21,13 @@ import kopf
 
 from pgparity import metrics
 from pgparity.clonecheck import CloneHealth, inspect_clone
-from pgparity.errors import SpecError
+from pgparity.errors import CallTimeoutError, PgparityError, SpecError
 from pgparity.handlers.common import (
-    CallTimeoutError,
     StatusWriter,
     announce,
     api,
     database,
+    handler_error,
     now,
     options,
     runtime,
@@ -84,10 +84,11 @@ async def run_clone(
         while True:
             try:
                 ready = await _reconcile_once(body, CloneRef(name, namespace, uid), writer)
-            except (kube.KubeError, CallTimeoutError) as exc:
-                # The API server is slow or refuses: kopf runs this daemon again after the
-                # delay, and it continues from what exists; nothing is half-written.
-                raise kopf.TemporaryError(str(exc), delay=options().reconcile_seconds) from exc
+            except PgparityError as exc:
+                # The API server is slow or refuses, a call outlived its deadline: kopf runs
+                # this daemon again after the delay, and it continues from what exists;
+                # nothing is half-written.
+                raise handler_error(exc) from exc
             failures = 0 if ready else failures + 1
             await sleep_until_woken(
                 wake,

@@ -355,7 +355,7 @@ class LocalCluster:
                     raise ClusterError(
                         f"local {node.name} did not accept connections within "
                         f"{READY_TIMEOUT_SECONDS:.0f}s: {exc}"
-                    ) from None
+                    ) from exc
                 time.sleep(0.1)
 
     def _run(

@@ -483,7 +483,7 @@ def _record(conn: psycopg.Connection[Any], state: str, manifest: Manifest) -> No
     except psycopg.Error as exc:
         raise DatabaseError(
             f"cannot record the restore on the target: {error_message(exc)}"
-        ) from None
+        ) from exc
 
 
 def _count_rows(conn: psycopg.Connection[Any]) -> dict[tuple[str, str], int]:

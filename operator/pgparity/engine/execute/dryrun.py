@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import psycopg
+from psycopg import errors as pg_errors
 from psycopg import sql
 
 from pgparity.engine.execute import trace
@@ -136,7 +137,7 @@ def run_in_rolled_back_transaction(
         _set_local_timeouts(conn, timeouts)
         _apply_measured(conn, statements, run, mark, progress)
     except psycopg.OperationalError as exc:
-        raise DatabaseError(f"lost the connection during the dry-run: {exc}") from None
+        raise DatabaseError(f"lost the connection during the dry-run: {exc}") from exc
     finally:
         mark(None)
         if not conn.closed:
@@ -219,6 +220,8 @@ def _run_measured(
     return None
 
 
+# What lock_timeout and statement_timeout raise.
+TIMEOUTS = (pg_errors.LockNotAvailable, pg_errors.QueryCanceled)
 FAILED = NotExecuted.EARLIER_FAILED
 STOPPED = NotExecuted.RUN_STOPPED
 
@@ -304,7 +307,7 @@ def explain_in_rolled_back_transaction(
         _set_local_timeouts(conn, timeouts)
         return explain_all(conn, queries, analyze=analyze)
     except psycopg.OperationalError as exc:
-        raise DatabaseError(f"lost the connection while explaining: {exc}") from None
+        raise DatabaseError(f"lost the connection while explaining: {exc}") from exc
     finally:
         if not conn.closed:
             conn.execute("ROLLBACK")
@@ -349,7 +352,7 @@ def run_after_checks(
                 progress("re-running the migration inside savepoints (idempotency check)")
                 checks.rerun_failures = _rerun(conn, [s for s in statements if s.transactional])
     except psycopg.OperationalError as exc:
-        raise DatabaseError(f"lost the connection during the checks: {exc}") from None
+        raise DatabaseError(f"lost the connection during the checks: {exc}") from exc
     finally:
         if not conn.closed:
             conn.execute("ROLLBACK")
@@ -386,7 +389,7 @@ def _rerun(conn: psycopg.Connection[Any], statements: Sequence[Statement]) -> li
                 raise
             conn.execute("ROLLBACK TO SAVEPOINT pgparity_rerun_statement")
             # A timeout on the second pass says nothing about idempotency.
-            if exc.sqlstate not in ("57014", "55P03"):
+            if not isinstance(exc, TIMEOUTS):
                 failures.append(RerunFailure(statement, exc.sqlstate, error_message(exc)))
         else:
             conn.execute("RELEASE SAVEPOINT pgparity_rerun_statement")

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import psycopg
+from psycopg import errors as pg_errors
 from psycopg import sql
 
 from pgparity.engine.execute import trace
@@ -34,7 +35,14 @@ LOCK_SAMPLE_SECONDS = 0.01
 # The lock sampler only ever runs pgparity's own queries: resolve them in pg_catalog.
 CATALOG_ONLY = f"-c search_path={CATALOG_SEARCH_PATH.replace(' ', '')}"
 # Errors meaning "an object this statement names does not exist" (class 42, undefined_*).
-_UNDEFINED = {"42P01", "42703", "42704", "42883"}
+# What a statement raises when an object an earlier statement made (and the dry-run rolled
+# back) is missing.
+_UNDEFINED = (
+    pg_errors.UndefinedTable,
+    pg_errors.UndefinedColumn,
+    pg_errors.UndefinedObject,
+    pg_errors.UndefinedFunction,
+)
 
 
 @dataclass(frozen=True)
@@ -130,23 +138,21 @@ def _rehearse(
     mark(statement.index)
     started = time.perf_counter()
     error: StatementError | None = None
+    undefined = False
     with sampler:
         try:
             execute_one(conn, statement.sql)
         except psycopg.Error as exc:
             if conn.closed:
-                raise DatabaseError(f"lost the connection to the clone: {exc}") from None
+                raise DatabaseError(f"lost the connection to the clone: {exc}") from exc
             error = StatementError(exc.sqlstate, error_message(exc))
+            undefined = isinstance(exc, _UNDEFINED)
         except LexingChangedError as exc:
             error = StatementError(None, str(exc))
         finally:
             mark(None)
     elapsed = (time.perf_counter() - started) * 1000
-    if (
-        error is not None
-        and error.sqlstate in _UNDEFINED
-        and _depends_on_migration(statement, transactional)
-    ):
+    if undefined and _depends_on_migration(statement, transactional):
         return statement.result(
             executed=False,
             settings_in_effect=settings,

@@ -345,7 +345,7 @@ def _sample(
         raise UsageError(
             f"traffic statement {statement.name or statement.sql[:40]!r}: sample "
             f"for {name} failed: {str(exc).strip().splitlines()[0]}"
-        ) from None
+        ) from exc
     values = [row[0] for row in rows]
     if not values:
         raise UsageError(
