@@ -13,10 +13,13 @@ from typing import Any
 import psycopg
 
 from pgparity.errors import DatabaseError
+from pgparity.models.clone_health import CloneHealth
 from pgparity.models.common import Reason
 from pgparity.pg.clone import database_settings, is_clone
 from pgparity.pg.connection import connect, error_message
 from pgparity.schema.digest import take_snapshot
+
+__all__ = ["CloneHealth", "CloneSample", "inspect_clone", "sample_clone"]
 
 _STREAMING = "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'"
 _IDENTITY = "SELECT system_identifier::text FROM pg_control_system()"
@@ -37,30 +40,6 @@ LEFT JOIN LATERAL (SELECT min(l.waitstart) AS waitstart FROM pg_locks l
                    WHERE l.pid = a.pid AND NOT l.granted) w ON true
 WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
 """
-
-
-@dataclass(frozen=True)
-class CloneHealth:
-    reachable: bool
-    marked: bool = False
-    streaming_replicas: int = 0
-    replica_ok: bool = False
-    reason: str = ""
-    message: str = ""
-    digest: str | None = None
-    tables: int = 0
-    rows: int = 0
-    bytes: int = 0
-    seed_state: str | None = None
-
-    @property
-    def ready(self) -> bool:
-        return (
-            self.reachable
-            and self.marked
-            and self.replica_ok
-            and self.seed_state in (None, "complete")
-        )
 
 
 def _bounded(timeout: float) -> dict[str, Any]:

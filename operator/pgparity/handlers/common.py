@@ -25,6 +25,7 @@ from pgparity.errors import CallTimeoutError
 from pgparity.handlers.indexes import Views
 from pgparity.kube import client as kube
 from pgparity.manifests.failures import Recovery, plan_failure
+from pgparity.manifests.queue import StartedJob
 from pgparity.models.common import API_VERSION
 from pgparity.redaction import Context, sanitize, sanitize_strings
 
@@ -131,9 +132,9 @@ class Runtime:
     )
     admission: asyncio.Lock = field(default_factory=asyncio.Lock)
     wakes: Wakes = field(default_factory=Wakes)
-    # Validations whose Job this process created and the Job index may not show yet:
-    # (namespace, validation) -> (clone, validation key label).
-    started: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    # Validations whose Job this process created and the Job index may not show yet, by
+    # (namespace, validation).
+    started: dict[tuple[str, str], StartedJob] = field(default_factory=dict)
     queue_changed: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)  # the queue keeper, the sampler
 

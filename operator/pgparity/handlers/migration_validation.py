@@ -39,7 +39,7 @@ from pgparity.handlers.queue import decide
 from pgparity.inputs import sql_control_character
 from pgparity.kube import client as kube
 from pgparity.kube.reports import read_report
-from pgparity.manifests.queue import Admission, Contender, QueueKey
+from pgparity.manifests.queue import Admission, Contender, QueueKey, StartedJob
 from pgparity.manifests.readiness import deadline_exceeded
 from pgparity.manifests.status import completed_status, progress_status, with_readiness
 from pgparity.manifests.validation import (
@@ -274,21 +274,19 @@ async def _advance(
 ) -> MigrationValidationStatus:
     n = names(ref.name, resolved.key)
     jobs = shared.views.jobs.get((ref.namespace, ref.name), ())
-    job: JobView | None = next((j for j in jobs if j.name == n["job"]), None)
-    if job is None and shared.started.get((ref.namespace, ref.name)) != (
-        resolved.inputs.clone,
-        resolved.key[:63],
-    ):
+    job: JobView | None = next((j for j in jobs if j.name == n.job), None)
+    started = StartedJob(resolved.inputs.clone, resolved.key[:63])
+    if job is None and shared.started.get((ref.namespace, ref.name)) != started:
         await _start(ref, resolved, shared)
         return progress_status(
             previous,
             ValidationPhase.RUNNING,
             Reason.JOB_CREATED,
-            f"validation Job {n['job']} created",
+            f"validation Job {n.job} created",
             now=now(),
             generation=generation,
             key=resolved.key,
-            job_name=n["job"],
+            job_name=n.job,
             started_at=now(),
         )
     if job is None or job.outcome is None:
@@ -296,18 +294,18 @@ async def _advance(
             previous,
             ValidationPhase.RUNNING,
             Reason.JOB_RUNNING,
-            f"validation Job {n['job']} is running",
+            f"validation Job {n.job} is running",
             now=now(),
             generation=generation,
             key=resolved.key,
-            job_name=n["job"],
+            job_name=n.job,
         )
     if not job.outcome.succeeded:
         reason, message = job.outcome.reason, job.outcome.message
         raise Waiting(
             ValidationPhase.FAILED,
             f"Job{reason}",
-            f"validation Job {n['job']} failed ({reason}): {message}; no verdict",
+            f"validation Job {n.job} failed ({reason}): {message}; no verdict",
             failed=True,
         )
     return await _complete(ref, resolved, previous, generation, job)
@@ -352,7 +350,7 @@ async def _start(ref: ValidationRef, resolved: Resolved, shared: Runtime) -> Non
                 memory=options().job_memory,
             ),
         )
-        shared.started[(ref.namespace, ref.name)] = (clone, resolved.key[:63])
+        shared.started[(ref.namespace, ref.name)] = StartedJob(clone, resolved.key[:63])
     shared.queue_changed.set()
 
 
@@ -371,7 +369,7 @@ async def _complete(
 ) -> MigrationValidationStatus:
     n = names(ref.name, resolved.key)
     try:
-        text = await api(read_report, ref.namespace, n["report"])
+        text = await api(read_report, ref.namespace, n.report)
         if text is None:
             raise ValueError("the Job finished without writing a report")
         report = ValidationReport.parse(json.loads(text))
@@ -381,7 +379,7 @@ async def _complete(
         raise Waiting(
             ValidationPhase.FAILED,
             Reason.REPORT_UNREADABLE,
-            f"the report in ConfigMap {n['report']} cannot be read: {exc}",
+            f"the report in ConfigMap {n.report} cannot be read: {exc}",
             failed=True,
         ) from exc
     started = job.start_time or previous.started_at
@@ -393,8 +391,8 @@ async def _complete(
         now=now(),
         generation=generation,
         key=resolved.key,
-        report_ref=ReportRef(n["report"], "report.json"),
-        job_name=n["job"],
+        report_ref=ReportRef(n.report, "report.json"),
+        job_name=n.job,
         started_at=started,
         duration_seconds=duration,
     )

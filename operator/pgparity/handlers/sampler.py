@@ -25,10 +25,18 @@ from pgparity.models.staging_clone import ClonePhase
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class KnownDsn:
+    """A clone's DSN, and the Secret it was read from (read again when that changes)."""
+
+    secret: str
+    dsn: str
+
+
 @dataclass
 class Sampler:
     shared: Runtime
-    dsns: dict[Ref, tuple[str, str]] = field(default_factory=dict)  # ref -> (secret, dsn)
+    dsns: dict[Ref, KnownDsn] = field(default_factory=dict)
     sampled: set[Ref] = field(default_factory=set)
 
     def ready(self) -> dict[Ref, str]:
@@ -69,11 +77,11 @@ class Sampler:
 
     async def dsn(self, ref: Ref, secret: str) -> str | None:
         known = self.dsns.get(ref)
-        if known is not None and known[0] == secret:
-            return known[1]
+        if known is not None and known.secret == secret:
+            return known.dsn
         dsn = await api(kube.secret_value, ref[0], secret, "dsn")
         if dsn:
-            self.dsns[ref] = (secret, dsn)
+            self.dsns[ref] = KnownDsn(secret, dsn)
         return dsn
 
 
