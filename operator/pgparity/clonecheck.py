@@ -17,18 +17,18 @@ from pgparity.models.clone_health import CloneHealth
 from pgparity.models.common import Reason
 from pgparity.pg.clone import database_settings, is_clone
 from pgparity.pg.connection import connect, error_message
+from pgparity.pg.replication import system_identifier
+from pgparity.pg.schemas import user_schema
 from pgparity.schema.digest import take_snapshot
 
 __all__ = ["CloneHealth", "CloneSample", "inspect_clone", "sample_clone"]
 
 _STREAMING = "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'"
-_IDENTITY = "SELECT system_identifier::text FROM pg_control_system()"
-_DATA = """
+_DATA = f"""
 SELECT count(*), coalesce(sum(greatest(c.reltuples, 0)), 0)::int8,
        pg_database_size(current_database())
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname NOT LIKE 'pg\\_toast%'
+WHERE c.relkind IN ('r', 'p') AND {user_schema("n.nspname")}
 """
 _SAMPLE = """
 SELECT (SELECT coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)), 0)::int8
@@ -150,11 +150,9 @@ def _replica_problem(
         with connect(replica_dsn, role="clone replica", **_bounded(timeout)) as replica:
             if replica.execute("SELECT pg_is_in_recovery()").fetchone() != (True,):
                 return "the replicaDsn names a server that is not in recovery"
-            try:
-                if _scalar(primary, _IDENTITY) != _scalar(replica, _IDENTITY):
-                    return "the replicaDsn names a replica of another cluster"
-            except psycopg.errors.InsufficientPrivilege:
-                return None
+            mine, theirs = system_identifier(primary), system_identifier(replica)
+            if mine is not None and theirs is not None and mine != theirs:
+                return "the replicaDsn names a replica of another cluster"
     except DatabaseError as exc:
         return str(exc)
     return None

@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 
 from pgparity.errors import UsageError
 from pgparity.inputs import load_yaml_file
+from pgparity.models.progress import Progress
 from pgparity.redaction import sanitize
 
 EXIT_OK = 0
@@ -22,8 +23,6 @@ EXIT_DRIFT = 3
 EXIT_DATABASE = 4
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70
-
-Progress = Callable[[str], None]
 
 
 class Parser(argparse.ArgumentParser):

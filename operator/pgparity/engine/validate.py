@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -51,6 +50,7 @@ from pgparity.errors import UsageError
 from pgparity.inputs import MIGRATION, check_text, read_text
 from pgparity.lint import FileReport, LintConfig, lint_source
 from pgparity.models.migration_validation import ExplainQuery
+from pgparity.models.progress import Progress, quiet
 from pgparity.models.report import (
     Finding,
     MigrationInfo,
@@ -72,9 +72,9 @@ from pgparity.models.report import (
 from pgparity.models.workload import ExplainFile
 from pgparity.pg.clone import database_settings, is_clone
 from pgparity.pg.connection import connect, describe_dsn
+from pgparity.pg.replication import system_identifier
 from pgparity.schema.digest import CatalogSnapshot, diff_snapshots, take_snapshot
 
-Progress = Callable[[str], None]
 DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
@@ -145,7 +145,7 @@ def validate(
     migration: MigrationFile,
     target: Target,
     options: ValidationOptions,
-    progress: Progress = lambda _: None,
+    progress: Progress = quiet,
 ) -> ValidationReport:
     check_inputs(options)
     parsed = parse_migration(migration.text)
@@ -357,21 +357,12 @@ def _check_replica(primary: psycopg.Connection[Any], target: Target) -> None:
                 f"--replica-dsn {describe_dsn(target.replica_dsn)} is not a replica "
                 "of the target: it is not in recovery"
             )
-        mine, theirs = _system_identifier(primary), _system_identifier(replica)
+        mine, theirs = system_identifier(primary), system_identifier(replica)
     if mine is not None and theirs is not None and mine != theirs:
         raise UsageError(
             f"--replica-dsn {describe_dsn(target.replica_dsn)} is not a replica of "
             "the target: it belongs to another cluster (system identifiers differ)"
         )
-
-
-def _system_identifier(conn: psycopg.Connection[Any]) -> int | None:
-    """pg_control_system() needs pg_monitor-like rights; without them the check is skipped."""
-    try:
-        row = conn.execute("SELECT system_identifier FROM pg_control_system()").fetchone()
-    except psycopg.errors.InsufficientPrivilege:
-        return None
-    return int(row[0]) if row else None
 
 
 def _outside_phase(

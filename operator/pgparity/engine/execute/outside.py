@@ -18,19 +18,25 @@ from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
-from psycopg import sql
 
 from pgparity.engine.execute import trace
-from pgparity.engine.execute.dryrun import Mark, ProgressPacer, Timeouts, TransactionalRun, no_mark
+from pgparity.engine.execute.dryrun import (
+    Mark,
+    ProgressPacer,
+    Timeouts,
+    TransactionalRun,
+    no_mark,
+    set_timeouts,
+)
 from pgparity.engine.sql.statements import OutsideAction, Statement
 from pgparity.errors import DatabaseError
+from pgparity.models.progress import Progress, quiet
 from pgparity.models.report import NotExecuted, StatementError, StatementResult
 from pgparity.pg.connection import connect, error_message
 from pgparity.pg.sqlexec import CATALOG_SEARCH_PATH, LexingChangedError, execute_one
 from pgparity.schema.compensation import plan_compensation
 from pgparity.schema.digest import CatalogSnapshot, ObjectChange, take_snapshot
 
-Progress = Callable[[str], None]
 LOCK_SAMPLE_SECONDS = 0.01
 # The lock sampler only ever runs pgparity's own queries: resolve them in pg_catalog.
 CATALOG_ONLY = f"-c search_path={CATALOG_SEARCH_PATH.replace(' ', '')}"
@@ -72,7 +78,7 @@ def rehearse_outside_transaction(
     *,
     mark: Mark = no_mark,
     on_session: Callable[[int], None] = lambda _: None,
-    progress: Progress = lambda _: None,
+    progress: Progress = quiet,
 ) -> OutsideRun:
     """Run each statement on the clone at ``dsn``, measure it, and restore ``baseline``.
 
@@ -86,7 +92,7 @@ def rehearse_outside_transaction(
         connect(dsn, role="clone (lock sampler)", session_options=CATALOG_ONLY) as watch,
     ):
         on_session(conn.info.backend_pid)
-        _set_session_timeouts(conn, timeouts)
+        set_timeouts(conn, timeouts, local=False)
         for statement in statements:
             reason = _skip_reason(statement, transactional)
             if reason:
@@ -112,16 +118,6 @@ def _skip_reason(statement: Statement, transactional: TransactionalRun) -> NotEx
     if transactional.failed:
         return NotExecuted.TRANSACTIONAL_PART_FAILED
     return None
-
-
-def _set_session_timeouts(conn: psycopg.Connection[Any], timeouts: Timeouts) -> None:
-    for name, value in (
-        ("lock_timeout", timeouts.lock_timeout),
-        ("statement_timeout", timeouts.statement_timeout),
-    ):
-        conn.execute(
-            sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(value.as_setting()))
-        )
 
 
 def _rehearse(

@@ -11,7 +11,7 @@ session is left behind.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -34,6 +34,7 @@ from pgparity.engine.observe.traffic import (
     seconds,
     traffic_report,
 )
+from pgparity.models.progress import Progress, quiet
 from pgparity.models.report import (
     ObservationGap,
     Observed,
@@ -43,8 +44,8 @@ from pgparity.models.report import (
 )
 from pgparity.models.workload import Workload
 from pgparity.pg.connection import connect
+from pgparity.pg.replication import wait_for_replay
 
-Progress = Callable[[str], None]
 REPLICA_CATCHUP_TIMEOUT_SECONDS = 30.0
 
 
@@ -116,7 +117,7 @@ class ObservedRun:
         options: ObservationOptions,
         migration_pid: int,
         referenced: Sequence[str],
-        progress: Progress = lambda _: None,
+        progress: Progress = quiet,
     ) -> None:
         self._dsn = dsn
         self._replica_dsn = replica_dsn
@@ -225,16 +226,16 @@ class ObservedRun:
                 if row is None or not row[1] or row[2] < row[1]:
                     return None
                 end, replicas, _ = row
-                while time.monotonic() - started < self._options.catchup_timeout:
-                    done = conn.execute(
-                        "SELECT count(*) FROM pg_stat_replication WHERE replay_lsn >= %s", (end,)
-                    ).fetchone()
-                    if done and done[0] >= replicas:
-                        return time.monotonic() - started
-                    time.sleep(self._options.period)
+                waited = wait_for_replay(
+                    conn,
+                    str(end),
+                    int(replicas),
+                    timeout=self._options.catchup_timeout - (time.monotonic() - started),
+                    period=self._options.period,
+                )
         except psycopg.Error:
             return None
-        return None
+        return None if waited is None else time.monotonic() - started
 
     def result(self, results: Sequence[StatementResult]) -> ObservationResult:
         """Summarize, charging waits to the statements whose locks caused them."""
