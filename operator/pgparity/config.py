@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from pgparity import IMAGE
 from pgparity.errors import UsageError, shown
 
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")
@@ -68,7 +69,7 @@ def _namespaces(text: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Settings:
-    image: str = "ghcr.io/pgparity/pgparity:0.1.0"
+    image: str = IMAGE
     namespaces: tuple[str, ...] = ()
     operator_namespace: str = "pgparity-system"
     reconcile_seconds: float = 60.0

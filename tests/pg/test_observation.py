@@ -9,7 +9,7 @@ from fix_pg import PgDatabase, validate_sql
 from pgparity.engine.observe.holdlock import HoldLock
 from pgparity.engine.observe.observation import Budgets, ObservationOptions, TrafficPlan
 from pgparity.models.migration_validation import ExplainQuery
-from pgparity.models.report import Verdict
+from pgparity.models.report import Rule, Verdict
 from pgparity.models.workload import ExplainFile, Workload
 
 USERS = """
@@ -54,9 +54,9 @@ def test_traffic_queues_behind_an_access_exclusive_lock(pg_db: PgDatabase, tmp_p
     )
     alter = report.statements[0]
     assert alter.observed is not None
-    assert alter.observed.max_blocked_sessions > 0
+    assert (alter.observed.max_blocked_sessions or 0) > 0
     # The lock was held for the sleep (1.5 s) and traffic queued behind it for about as long.
-    assert alter.observed.max_lock_wait_seconds >= 1.3
+    assert (alter.observed.max_lock_wait_seconds or 0.0) >= 1.3
     assert alter.observed.blocking[0].waiter == "pgparity-traffic"
     assert alter.observed.blocking[0].relation == "public.users"
     traffic = report.to_dict()["observations"]["traffic"]
@@ -83,9 +83,9 @@ def test_budgets_reject_blocking_and_waits(pg_db: PgDatabase, tmp_path) -> None:
     )
     assert report.verdict is Verdict.REJECTED
     by_rule = {f.rule: f for f in report.findings}
-    assert by_rule["lock-wait-budget"].statement == 1
-    assert by_rule["blocked-sessions-budget"].statement == 1
-    assert "budget 0.5 s" in by_rule["lock-wait-budget"].message
+    assert by_rule[Rule.LOCK_WAIT_BUDGET].statement == 1
+    assert by_rule[Rule.BLOCKED_SESSIONS_BUDGET].statement == 1
+    assert "budget 0.5 s" in by_rule[Rule.LOCK_WAIT_BUDGET].message
 
 
 def test_hold_lock_makes_the_migration_time_out_like_production(
@@ -107,7 +107,7 @@ def test_hold_lock_makes_the_migration_time_out_like_production(
     assert _rules(held)[0] == "lock-timeout"
     observed = held.statements[0].observed
     assert observed is not None
-    assert observed.own_lock_wait_seconds >= 0.8
+    assert (observed.own_lock_wait_seconds or 0.0) >= 0.8
     assert observed.blocking[0].blocker == "pgparity-hold-lock"
     free = validate_sql(pg_db, migration, tmp_path, lock_timeout="1s")
     assert free.verdict is Verdict.VALIDATED
