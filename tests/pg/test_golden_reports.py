@@ -220,6 +220,8 @@ VARYING = {
     "transactions_ok",
     "count",
     "total_cost",
+    "statement_ms",  # lint evidence (issue 18): the statement's own time under its lock
+    "blocked_sessions",
 }
 # Values whose very presence varies (a percentile of no transaction is null).
 ANY_VALUE = {"p50_ms", "p95_ms", "p99_ms"}
@@ -232,7 +234,7 @@ def normalise(value: Any, key: str = "") -> Any:
         return "<varies>"
     if key in VARYING and isinstance(value, int | float) and not isinstance(value, bool):
         return f"<{type(value).__name__}>"
-    if isinstance(value, str) and key == "message":
+    if isinstance(value, str) and key in ("message", "reason"):
         return _UNIT.sub("N", value)
     if isinstance(value, list):
         items = [normalise(item, key) for item in value]
