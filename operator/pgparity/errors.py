@@ -10,10 +10,12 @@ a comment saying so.
     PgparityError
     ├── UsageError                 bad input (exit 2)
     │   ├── SpecError              a document's field, by its dotted path
+    │   ├── ArchiveMismatchError   an archive's file is not what its manifest says
     │   └── PolicyRejectedError    the policy does not fit the source
     ├── DatabaseError              unreachable or unusable database (exit 4)
     │   └── ClusterError           a local cluster could not be made
     ├── StorageError               an object store cannot be reached or used (exit 4)
+    │   └── ObjectMissingError     the object asked for does not exist
     ├── KubeError                  the API server refused or could not be reached (exit 4)
     ├── CallTimeoutError           a blocking call outlived its deadline (operator)
     └── EngineError                the engine could not go on (sqlexec's LexingChangedError)
@@ -52,6 +54,14 @@ class ClusterError(DatabaseError):
 class StorageError(PgparityError):
     """An object store (S3, GCS, Azure, a local directory) cannot be reached or used: a bucket
     that does not exist, credentials it refuses, a network failure (exit 4)."""
+
+
+class ObjectMissingError(StorageError):
+    """The object asked for does not exist (its bucket does)."""
+
+
+class ArchiveMismatchError(UsageError):
+    """A file of the archive is not the one its manifest describes (truncated or tampered)."""
 
 
 class PolicyRejectedError(UsageError):

@@ -41,7 +41,7 @@ import psycopg
 from psycopg import sql
 
 from pgparity import __version__
-from pgparity.errors import DatabaseError, UsageError
+from pgparity.errors import ArchiveMismatchError, DatabaseError, UsageError
 from pgparity.models.progress import Progress
 from pgparity.pg.clone import database_settings, mark_clone, set_database_setting
 from pgparity.pg.connection import connect, error_message
@@ -86,10 +86,6 @@ _SEQUENCES = """
 SELECT format('%I.%I', schemaname, sequencename), last_value
 FROM pg_catalog.pg_sequences WHERE last_value IS NOT NULL
 """
-
-
-class ArchiveMismatchError(UsageError):
-    """A file of the archive is not the one its manifest describes (truncated or tampered)."""
 
 
 @dataclass(frozen=True)
