@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -43,14 +44,15 @@ class PgDatabase:
     replica_dsn: str
     cluster: LocalCluster
 
-    def connect(self, **kwargs: object) -> psycopg.Connection[tuple[object, ...]]:
+    # Rows are Any to the tests: each test knows what its own query returns.
+    def connect(self, **kwargs: object) -> psycopg.Connection[tuple[Any, ...]]:
         return psycopg.connect(self.dsn, autocommit=True, **kwargs)  # type: ignore[arg-type]
 
     def execute(self, query: str) -> None:
         with self.connect() as conn:
             conn.execute(query.encode())
 
-    def scalar(self, query: str) -> object:
+    def scalar(self, query: str) -> Any:
         with self.connect() as conn:
             row = conn.execute(query.encode()).fetchone()
             return row[0] if row else None

@@ -13,18 +13,22 @@ from typing import Any
 import psycopg
 
 from pgparity.errors import DatabaseError
+from pgparity.models.clone_health import CloneHealth
+from pgparity.models.common import Reason
 from pgparity.pg.clone import database_settings, is_clone
 from pgparity.pg.connection import connect, error_message
+from pgparity.pg.replication import system_identifier
+from pgparity.pg.schemas import user_schema
 from pgparity.schema.digest import take_snapshot
 
+__all__ = ["CloneHealth", "CloneSample", "inspect_clone", "sample_clone"]
+
 _STREAMING = "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'"
-_IDENTITY = "SELECT system_identifier::text FROM pg_control_system()"
-_DATA = """
+_DATA = f"""
 SELECT count(*), coalesce(sum(greatest(c.reltuples, 0)), 0)::int8,
        pg_database_size(current_database())
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname NOT LIKE 'pg\\_toast%'
+WHERE c.relkind IN ('r', 'p') AND {user_schema("n.nspname")}
 """
 _SAMPLE = """
 SELECT (SELECT coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)), 0)::int8
@@ -36,30 +40,6 @@ LEFT JOIN LATERAL (SELECT min(l.waitstart) AS waitstart FROM pg_locks l
                    WHERE l.pid = a.pid AND NOT l.granted) w ON true
 WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
 """
-
-
-@dataclass(frozen=True)
-class CloneHealth:
-    reachable: bool
-    marked: bool = False
-    streaming_replicas: int = 0
-    replica_ok: bool = False
-    reason: str = ""
-    message: str = ""
-    digest: str | None = None
-    tables: int = 0
-    rows: int = 0
-    bytes: int = 0
-    seed_state: str | None = None
-
-    @property
-    def ready(self) -> bool:
-        return (
-            self.reachable
-            and self.marked
-            and self.replica_ok
-            and self.seed_state in (None, "complete")
-        )
 
 
 def _bounded(timeout: float) -> dict[str, Any]:
@@ -80,26 +60,28 @@ def inspect_clone(dsn: str, replica_dsn: str | None, *, timeout: float = 10.0) -
         with connect(dsn, role="clone primary", **_bounded(timeout)) as conn:
             return _inspect(conn, replica_dsn, timeout)
     except DatabaseError as exc:
-        return CloneHealth(reachable=False, reason="Unreachable", message=str(exc))
+        return CloneHealth(reachable=False, reason=Reason.UNREACHABLE, message=str(exc))
     except psycopg.errors.QueryCanceled as exc:
         return CloneHealth(
             reachable=False,
-            reason="CheckTimedOut",
+            reason=Reason.CHECK_TIMED_OUT,
             message=f"the clone check took longer than {timeout:g} s: {error_message(exc)}",
         )
     except psycopg.OperationalError as exc:  # the server went away in the middle of the check
-        return CloneHealth(reachable=False, reason="Unreachable", message=error_message(exc))
+        return CloneHealth(reachable=False, reason=Reason.UNREACHABLE, message=error_message(exc))
 
 
 def _inspect(conn: psycopg.Connection[Any], replica_dsn: str | None, timeout: float) -> CloneHealth:
     if conn.execute("SELECT pg_is_in_recovery()").fetchone() == (True,):
         return CloneHealth(
-            True, reason="NotAPrimary", message="the dsn names a server in recovery, not a primary"
+            True,
+            reason=Reason.NOT_A_PRIMARY,
+            message="the dsn names a server in recovery, not a primary",
         )
     if not is_clone(conn):
         return CloneHealth(
             True,
-            reason="NotAClone",
+            reason=Reason.NOT_A_CLONE,
             message="the database is not marked as a pgparity clone "
             "(pgparity.clone): refusing to treat it as staging",
         )
@@ -118,20 +100,20 @@ def _inspect(conn: psycopg.Connection[Any], replica_dsn: str | None, timeout: fl
     if not streaming:
         return _with(
             base,
-            "NoStreamingReplica",
+            Reason.NO_STREAMING_REPLICA,
             "the primary has no replica in state streaming (pg_stat_replication)",
         )
     if not replica_dsn:
-        return _with(base, "NoReplicaDsn", "the Secret has no replicaDsn")
+        return _with(base, Reason.NO_REPLICA_DSN, "the Secret has no replicaDsn")
     problem = _replica_problem(conn, replica_dsn, timeout)
     if problem:
-        return _with(base, "ReplicaNotStreaming", problem)
+        return _with(base, Reason.REPLICA_NOT_STREAMING, problem)
     if base.seed_state not in (None, "complete"):
         return CloneHealth(
             **{
                 **base.__dict__,
                 "replica_ok": True,
-                "reason": "SeedIncomplete",
+                "reason": Reason.SEED_INCOMPLETE,
                 "message": f"pgparity.seed_state is {base.seed_state}",
             }
         )
@@ -139,7 +121,7 @@ def _inspect(conn: psycopg.Connection[Any], replica_dsn: str | None, timeout: fl
         **{
             **base.__dict__,
             "replica_ok": True,
-            "reason": "Streaming",
+            "reason": Reason.STREAMING,
             "message": f"{streaming} replica(s) streaming",
         }
     )
@@ -157,7 +139,7 @@ def _digest(conn: psycopg.Connection[Any]) -> str | None:
         return None
 
 
-def _with(base: CloneHealth, reason: str, message: str) -> CloneHealth:
+def _with(base: CloneHealth, reason: Reason, message: str) -> CloneHealth:
     return CloneHealth(**{**base.__dict__, "reason": reason, "message": message})
 
 
@@ -168,11 +150,9 @@ def _replica_problem(
         with connect(replica_dsn, role="clone replica", **_bounded(timeout)) as replica:
             if replica.execute("SELECT pg_is_in_recovery()").fetchone() != (True,):
                 return "the replicaDsn names a server that is not in recovery"
-            try:
-                if _scalar(primary, _IDENTITY) != _scalar(replica, _IDENTITY):
-                    return "the replicaDsn names a replica of another cluster"
-            except psycopg.errors.InsufficientPrivilege:
-                return None
+            mine, theirs = system_identifier(primary), system_identifier(replica)
+            if mine is not None and theirs is not None and mine != theirs:
+                return "the replicaDsn names a replica of another cluster"
     except DatabaseError as exc:
         return str(exc)
     return None
@@ -197,6 +177,6 @@ def sample_clone(dsn: str, *, timeout: float = 10.0) -> CloneSample:
         ) as conn:
             row = conn.execute(_SAMPLE).fetchone()
     except psycopg.Error as exc:
-        raise DatabaseError(f"cannot sample the clone: {error_message(exc)}") from None
+        raise DatabaseError(f"cannot sample the clone: {error_message(exc)}") from exc
     assert row is not None
     return CloneSample(int(row[0]), int(row[1]), float(row[2]))

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from pgparity import IMAGE
 from pgparity.errors import UsageError, shown
 
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")
@@ -68,7 +69,7 @@ def _namespaces(text: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Settings:
-    image: str = "ghcr.io/pgparity/pgparity:0.1.0"
+    image: str = IMAGE
     namespaces: tuple[str, ...] = ()
     operator_namespace: str = "pgparity-system"
     reconcile_seconds: float = 60.0
@@ -161,7 +162,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         try:
             values[name] = parser(raw)
         except ValueError as exc:
-            raise UsageError(f"{variable}={shown(raw)} is not valid ({what}): {exc}") from None
+            raise UsageError(f"{variable}={shown(raw)} is not valid ({what}): {exc}") from exc
     return Settings(**values)
 
 

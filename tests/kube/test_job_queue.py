@@ -88,7 +88,7 @@ def _create(plane: ControlPlane, namespace: str, *validations: tuple[str, str]) 
     plane.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(listing))
 
 
-def _state(status: dict[str, Any]) -> tuple[str | None, str | None, int | None]:
+def _state(status: dict[str, Any]) -> tuple[Any, ...]:  # (phase, reason, queue position)
     reason = conditions(status).get("Validated", {}).get("reason")
     return status.get("phase"), reason, status.get("queuePosition")
 

@@ -143,6 +143,7 @@ def test_more_clones_than_workers_are_all_reconciled(
     # Every object keeps being reconciled: a spec change shows in every status.
     for item in _objects(kube_plane, kube_namespace):
         name = item["metadata"]["name"]
+        change: dict[str, Any]
         if item["kind"] == "StagingClone":
             kind, change = "stc", {"spec": {"postgres": {"parameters": {"work_mem": "8MB"}}}}
         else:

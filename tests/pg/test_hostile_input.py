@@ -370,7 +370,7 @@ class TestOutputPathsCheckedFirst:
             # Renaming a report over /dev/null would have replaced the device with a file.
             "device": (Path("/dev/null"), "exists and is not a regular file"),
         }[case]
-        args: list[str | Path] = {
+        commands: dict[str, list[str | Path]] = {
             "validate --output": [
                 "validate",
                 "--migration",
@@ -382,7 +382,8 @@ class TestOutputPathsCheckedFirst:
             ],
             "digest --save": ["digest", "--dsn", closed_dsn, "--save", target],
             "policy init": ["policy", "init", "--dsn", closed_dsn, "--policy", target, "--force"],
-        }[command]
+        }
+        args = commands[command]
         before = sorted(tmp_path.rglob("*"))
         assert_usage_error(run(*args), str(target), needle)
         assert sorted(tmp_path.rglob("*")) == before

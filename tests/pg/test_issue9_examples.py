@@ -168,7 +168,14 @@ def test_sigterm_on_a_real_target_cancels_rolls_back_and_exits_130(
     path.write_text("ALTER TABLE t ADD COLUMN w int;\nSELECT pg_sleep(30);\n")
     process = start_pgparity("validate", "--migration", str(path), "--dsn", pg_db.dsn)
     wait_for_progress(process, "statement 2 (line 2)")
-    time.sleep(0.5)
+    # Interrupt while the server runs the sleep (not while the client is between statements).
+    deadline = time.monotonic() + 30
+    while not pg_db.scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pgparity%' "
+        "AND state = 'active' AND query LIKE 'SELECT pg_sleep(30)%'"
+    ):
+        assert time.monotonic() < deadline, "the migration's sleep never started"
+        time.sleep(0.05)
     process.send_signal(signal.SIGTERM)
     _, rest = process.communicate(timeout=30)
     assert process.returncode == 130, rest

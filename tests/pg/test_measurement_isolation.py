@@ -83,8 +83,8 @@ class TestShadowedCatalog:
         )
         report = validate_sql(pg_db, MEASURED, tmp_path, check_rerun=False)
         _assert_true_measurements(report, 0)
-        assert report.observations["samples"] > 0
-        assert report.observations["observation_gaps"] == []
+        assert report.to_dict()["observations"]["samples"] > 0
+        assert report.to_dict()["observations"]["observation_gaps"] == []
 
 
 class TestHostileSessionSettings:

@@ -9,7 +9,7 @@ from fix_pg import PgDatabase, validate_sql
 from pgparity.engine.observe.holdlock import HoldLock
 from pgparity.engine.observe.observation import Budgets, ObservationOptions, TrafficPlan
 from pgparity.models.migration_validation import ExplainQuery
-from pgparity.models.report import Verdict
+from pgparity.models.report import Rule, Verdict
 from pgparity.models.workload import ExplainFile, Workload
 
 USERS = """
@@ -54,17 +54,20 @@ def test_traffic_queues_behind_an_access_exclusive_lock(pg_db: PgDatabase, tmp_p
     )
     alter = report.statements[0]
     assert alter.observed is not None
-    assert alter.observed.max_blocked_sessions > 0
+    assert (alter.observed.max_blocked_sessions or 0) > 0
     # The lock was held for the sleep (1.5 s) and traffic queued behind it for about as long.
-    assert alter.observed.max_lock_wait_seconds >= 1.3
+    assert (alter.observed.max_lock_wait_seconds or 0.0) >= 1.3
     assert alter.observed.blocking[0].waiter == "pgparity-traffic"
     assert alter.observed.blocking[0].relation == "public.users"
-    traffic = report.observations["traffic"]
+    traffic = report.to_dict()["observations"]["traffic"]
     assert traffic["transactions"] > 0
     assert traffic["latency_before"]["count"] > 0
     assert traffic["latency_during"]["p99_ms"] >= 1000
     assert traffic["latency_before"]["p50_ms"] < 500
-    assert report.observations["max_blocked_sessions"] == alter.observed.max_blocked_sessions
+    assert (
+        report.to_dict()["observations"]["max_blocked_sessions"]
+        == alter.observed.max_blocked_sessions
+    )
     assert "sessions-blocked" in _rules(report)
     assert _pgparity_sessions(pg_db) == 0
 
@@ -80,9 +83,9 @@ def test_budgets_reject_blocking_and_waits(pg_db: PgDatabase, tmp_path) -> None:
     )
     assert report.verdict is Verdict.REJECTED
     by_rule = {f.rule: f for f in report.findings}
-    assert by_rule["lock-wait-budget"].statement == 1
-    assert by_rule["blocked-sessions-budget"].statement == 1
-    assert "budget 0.5 s" in by_rule["lock-wait-budget"].message
+    assert by_rule[Rule.LOCK_WAIT_BUDGET].statement == 1
+    assert by_rule[Rule.BLOCKED_SESSIONS_BUDGET].statement == 1
+    assert "budget 0.5 s" in by_rule[Rule.LOCK_WAIT_BUDGET].message
 
 
 def test_hold_lock_makes_the_migration_time_out_like_production(
@@ -104,7 +107,7 @@ def test_hold_lock_makes_the_migration_time_out_like_production(
     assert _rules(held)[0] == "lock-timeout"
     observed = held.statements[0].observed
     assert observed is not None
-    assert observed.own_lock_wait_seconds >= 0.8
+    assert (observed.own_lock_wait_seconds or 0.0) >= 0.8
     assert observed.blocking[0].blocker == "pgparity-hold-lock"
     free = validate_sql(pg_db, migration, tmp_path, lock_timeout="1s")
     assert free.verdict is Verdict.VALIDATED
@@ -125,13 +128,13 @@ def test_replication_lag_budget_with_replay_paused(pg_db: PgDatabase, tmp_path) 
     lag = next(f for f in paused.findings if f.rule == "replication-lag-budget")
     assert lag.statement == 1
     assert "budget 1.0 MB" in lag.message
-    assert paused.observations["max_replication_lag_bytes"] > 1024 * 1024
-    assert paused.observations["replica_catchup_seconds"] is None  # never caught up
+    assert paused.to_dict()["observations"]["max_replication_lag_bytes"] > 1024 * 1024
+    assert paused.to_dict()["observations"]["replica_catchup_seconds"] is None  # never caught up
     generous = ObservationOptions(budgets=Budgets(max_lag_bytes=1024**3))
     running = validate_sql(pg_db, backfill, tmp_path, observation=generous, check_rerun=False)
     assert running.verdict is Verdict.VALIDATED, running.findings
     assert "replication-lag-budget" not in _rules(running)
-    assert running.observations["replica_catchup_seconds"] is not None
+    assert running.to_dict()["observations"]["replica_catchup_seconds"] is not None
 
 
 def test_dropping_an_index_changes_the_plan(pg_db: PgDatabase, tmp_path) -> None:
@@ -144,7 +147,7 @@ def test_dropping_an_index_changes_the_plan(pg_db: PgDatabase, tmp_path) -> None
     )
     explain = ExplainFile(queries=(query,))
     dropped = validate_sql(pg_db, "DROP INDEX users_email_idx;", tmp_path, explain=explain)
-    (plan,) = dropped.observations["plans"]
+    (plan,) = dropped.to_dict()["observations"]["plans"]
     assert plan["changed"]
     assert "users_email_idx" in plan["before"]["indexes"]
     assert plan["after"]["seq_scans"] == ["public.users"]
@@ -157,7 +160,7 @@ def test_dropping_an_index_changes_the_plan(pg_db: PgDatabase, tmp_path) -> None
     kept = validate_sql(
         pg_db, "ALTER TABLE users ADD COLUMN nickname text;", tmp_path, explain=explain
     )
-    assert not kept.observations["plans"][0]["changed"]
+    assert not kept.to_dict()["observations"]["plans"][0]["changed"]
     assert "plan-expectation" not in _rules(kept)
 
 
@@ -173,7 +176,7 @@ def test_index_built_concurrently_is_seen_by_the_plan_check(pg_db: PgDatabase, t
         explain=ExplainFile(queries=(query,), analyze_tables=True),
     )
     assert "plan-expectation" not in _rules(report), report.findings
-    assert "users_score_idx" in report.observations["plans"][0]["after"]["indexes"]
+    assert "users_score_idx" in report.to_dict()["observations"]["plans"][0]["after"]["indexes"]
 
 
 def test_workload_file_traffic_and_its_errors(pg_db: PgDatabase, tmp_path) -> None:
@@ -205,7 +208,7 @@ def test_workload_file_traffic_and_its_errors(pg_db: PgDatabase, tmp_path) -> No
         tmp_path,
         observation=ObservationOptions(traffic=TrafficPlan(workload=workload)),
     )
-    traffic = report.observations["traffic"]
+    traffic = report.to_dict()["observations"]["traffic"]
     assert traffic["statements"] == ["by id", "broken"]
     assert traffic["transactions_ok"] > 0
     assert traffic["errors"]["22012"] > 0  # division_by_zero, counted by SQLSTATE
@@ -227,7 +230,7 @@ def test_observers_leave_no_session_behind_when_the_migration_fails(
     )
     assert report.verdict is Verdict.REJECTED
     assert _pgparity_sessions(pg_db) == 0
-    assert report.observations["samples"] > 0
+    assert report.to_dict()["observations"]["samples"] > 0
 
 
 def test_hold_lock_on_a_missing_table_is_bad_input(pg_db: PgDatabase, tmp_path) -> None:

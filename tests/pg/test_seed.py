@@ -149,7 +149,7 @@ def seed(
     )
 
 
-def rows(db: PgDatabase, query: str) -> list[tuple[object, ...]]:
+def rows(db: PgDatabase, query: str) -> list[tuple[Any, ...]]:
     with db.connect() as conn:
         return conn.execute(query.encode()).fetchall()
 

@@ -79,7 +79,7 @@ class Source:
         extra = {"user": READER, "password": READER_PASSWORD} if reader else {}
         return conninfo.make_conninfo(base, host=host, dbname=self.name, **extra)
 
-    def state(self) -> tuple[dict[str, object], list[str]]:
+    def state(self) -> tuple[dict[str, Any], list[str]]:
         """Each table's row count and content hash, and pgparity's settings on the database."""
         with psycopg.connect(self.dsn(), autocommit=True) as conn:
             tables = conn.execute(
@@ -158,7 +158,7 @@ def assert_refused(result: subprocess.CompletedProcess[str], fragment: str) -> N
 
 
 # (source reached as, target reached as, what the refusal says)
-SAME_DATABASE = {
+SAME_DATABASE: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
     "reader-on-127.0.0.2-target-on-127.0.0.1": (
         {"via": "127.0.0.2", "reader": True},
         {"via": "127.0.0.1"},

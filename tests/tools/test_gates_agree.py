@@ -16,7 +16,7 @@ import pytest
 
 from fix_tools import json_tool
 from pgparity.clonecheck import CloneHealth
-from pgparity.handlers.staging_clone import Observed, _status
+from pgparity.manifests.clone_status import CloneObservation, ConditionState, clone_status
 from pgparity.manifests.status import completed_status, progress_status
 from pgparity.models.common import ConditionStatus
 from pgparity.models.migration_validation import (
@@ -105,6 +105,27 @@ def validation_statuses() -> dict[str, MigrationValidationStatus]:
             duration_seconds=3.0,
         )
     return made
+
+
+Part = tuple[ConditionStatus, str, str]
+
+
+def Observed(
+    provisioned: Part,
+    seeded: Part,
+    streaming: Part,
+    secret: str | None = None,
+    health: CloneHealth | None = None,
+) -> CloneObservation:
+    parts = (ConditionState(*provisioned), ConditionState(*seeded), ConditionState(*streaming))
+    return CloneObservation(*parts, secret, health)
+
+
+def _status(
+    previous: StagingCloneStatus, observed: CloneObservation, spec: StagingCloneSpec, gen: int
+) -> StagingCloneStatus:
+    parameters = spec.postgres.parameters
+    return clone_status(previous, observed, parameters, now="2026-01-01T00:00:00Z", generation=gen)
 
 
 def clone_statuses() -> dict[str, StagingCloneStatus]:

@@ -94,7 +94,8 @@ def compare_value(hint: Any, schema: dict[str, Any], path: str) -> list[str]:
 def model_default_instance(field: dataclasses.Field[Any]) -> Any:
     if field.default is not dataclasses.MISSING:
         return field.default
-    return field.default_factory()  # type: ignore[misc]
+    factory: Any = field.default_factory  # a dataclass field has a default or a factory
+    return factory()
 
 
 def with_defaults(schema: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from pgparity.engine.sql.statements import parse_migration
 from pgparity.models.report import (
     Finding,
     LockRecord,
+    Rule,
     Severity,
     StatementError,
     StatementResult,
@@ -100,7 +101,7 @@ def test_static_findings() -> None:
 
 
 def test_strict_turns_warnings_into_errors_and_rejects() -> None:
-    warning = Finding(rule="table-rewrite", severity=Severity.WARNING, message="x")
+    warning = Finding(rule=Rule.TABLE_REWRITE, severity=Severity.WARNING, message="x")
     assert decide_verdict([warning]) is Verdict.VALIDATED
     strict = apply_strictness([warning], strict=True)
     assert strict[0].severity is Severity.ERROR

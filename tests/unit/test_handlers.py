@@ -14,14 +14,15 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import cast
 
 import kopf
 import pytest
 
 import pgparity.handlers
 from pgparity import config
+from pgparity.errors import CallTimeoutError
 from pgparity.handlers.common import (
-    CallTimeoutError,
     StatusWriter,
     _off_loop,
     database,
@@ -131,7 +132,7 @@ class TestStatusWriter:
 
     def body(self, version: str, status: dict[str, object]) -> kopf.Body:
         raw = {"metadata": {"name": "v", "namespace": "ns", "resourceVersion": version}}
-        return kopf.Body({**raw, "status": status})
+        return kopf.Body(cast(kopf.RawBody, {**raw, "status": status}))
 
     def test_the_live_status_without_a_write(self) -> None:
         writer = StatusWriter("MigrationValidation")

@@ -41,6 +41,9 @@ from pgparity.models.migration_validation import (
 from pgparity.models.report import (
     Finding,
     MigrationInfo,
+    Observations,
+    Observed,
+    Rule,
     Severity,
     TargetInfo,
     ValidationReport,
@@ -192,10 +195,12 @@ def test_status_from_a_report() -> None:
         settings={},
         statements=(),
         findings=(
-            Finding("lock-wait-budget", Severity.ERROR, "waited 3 s", 1),
-            Finding("table-rewrite", Severity.WARNING, "rewrote t", 1),
+            Finding(Rule.LOCK_WAIT_BUDGET, Severity.ERROR, "waited 3 s", 1),
+            Finding(Rule.TABLE_REWRITE, Severity.WARNING, "rewrote t", 1),
         ),
-        observations={"max_lock_wait_seconds": 3.0, "max_blocked_sessions": 4},
+        observations=Observations(
+            observed=Observed(max_lock_wait_seconds=3.0, max_blocked_sessions=4)
+        ),
     )
     status = completed_status(
         MigrationValidationStatus(),

@@ -9,8 +9,6 @@ from pgparity.engine.observe.holdlock import HoldLock
 from pgparity.engine.observe.observation import Budgets
 from pgparity.engine.observe.observer import (
     ActivitySample,
-    ObservationGap,
-    Quantity,
     ReplicationSample,
     Samples,
     SamplingFailure,
@@ -24,9 +22,9 @@ from pgparity.engine.observe.plans import compare
 from pgparity.engine.observe.traffic import latency_stats
 from pgparity.errors import SpecError, UsageError
 from pgparity.models.migration_validation import ExplainQuery
-from pgparity.models.report import Severity
+from pgparity.models.report import ObservationGap, PlanOutcome, Quantity, Severity
 from pgparity.models.workload import ExplainFile, Workload
-from pgparity.pg.explain import PlanOutcome, plan_shape
+from pgparity.pg.explain import plan_shape
 
 MIGRATION = 100
 

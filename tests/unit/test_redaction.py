@@ -9,7 +9,7 @@ import pytest
 from psycopg import conninfo
 
 from pgparity.errors import UsageError
-from pgparity.models.report import Finding, Severity
+from pgparity.models.report import Finding, Rule, Severity
 from pgparity.pg.connection import parse_dsn
 from pgparity.redaction import (
     Context,
@@ -150,7 +150,7 @@ def test_sanitize_strings_walks_dataclasses_documents_and_keeps_enums() -> None:
     cleaned = sanitize_strings(value)
     assert "Secret" not in repr(cleaned)
     assert cleaned.severity is Severity.ERROR
-    finding = Finding(rule="r", severity=Severity.WARNING, statement=1, message="m")
+    finding = Finding(rule=Rule.NOT_EXECUTED, severity=Severity.WARNING, statement=1, message="m")
     assert sanitize_strings(finding) == finding
 
 

@@ -14,7 +14,12 @@ from pgparity.models.report import (
     Finding,
     LockRecord,
     MigrationInfo,
+    ObservationGap,
+    Observations,
+    Observed,
     Phase,
+    Quantity,
+    Rule,
     Severity,
     SideEffect,
     SideEffectKind,
@@ -72,10 +77,10 @@ def _report() -> ValidationReport:
             ),
         ),
         findings=(
-            Finding("statement-timeout", Severity.ERROR, "statement 2 (line 3) ran past", 2, 3),
-            Finding("blocking-lock", Severity.WARNING, "statement 1 takes …", 1, 1),
+            Finding(Rule.STATEMENT_TIMEOUT, Severity.ERROR, "statement 2 (line 3) ran past", 2, 3),
+            Finding(Rule.BLOCKING_LOCK, Severity.WARNING, "statement 1 takes …", 1, 1),
         ),
-        observations={"statements_executed": 2},
+        observations=Observations(statements_executed=2),
     )
 
 
@@ -156,15 +161,17 @@ def test_side_effects_and_unknown_observations_round_trip() -> None:
                 SideEffectKind.REPLICATION_SLOT, "slot", None, "created", note="not put back"
             ),
         ),
-        observations={
-            "samples": 3,
-            "sample_period_ms": 50.0,
-            "max_blocked_sessions": 2,
-            "max_lock_wait_seconds": None,
-            "max_replication_lag_bytes": None,
-            "max_replication_lag_seconds": None,
-            "observation_gaps": [{"quantity": "lock_wait", "reason": "no waitstart"}],
-        },
+        observations=Observations(
+            observed=Observed(
+                samples=3,
+                sample_period_ms=50.0,
+                max_blocked_sessions=2,
+                max_lock_wait_seconds=None,
+                max_replication_lag_bytes=None,
+                max_replication_lag_seconds=None,
+                observation_gaps=(ObservationGap(Quantity.LOCK_WAIT, "no waitstart"),),
+            )
+        ),
     )
     doc = json.loads(render(report, "json"))
     assert doc["side_effects"][0] == {

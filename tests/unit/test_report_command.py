@@ -14,6 +14,8 @@ from pgparity.cli.render import render_json
 from pgparity.models.report import (
     Finding,
     MigrationInfo,
+    Observations,
+    Observed,
     Severity,
     TargetInfo,
     ValidationReport,
@@ -29,7 +31,7 @@ def report(verdict: Verdict, *findings: Finding) -> ValidationReport:
         settings={"lock_timeout": "2s"},
         statements=(),
         findings=findings,
-        observations={"max_lock_wait_seconds": 0.5},
+        observations=Observations(observed=Observed(max_lock_wait_seconds=0.5)),
     )
 
 

@@ -52,7 +52,7 @@ class TestAdmission:
 
     def test_the_rest_wait_with_positions_one_two_three(self) -> None:
         got = admit([contender(f"v{i}", f"c{i}") for i in range(6)], {}, 0, 2)
-        positions = sorted(d.position for d in got.values() if d.admission is Admission.QUEUED)
+        positions = sorted(d.position or 0 for d in got.values() if d.admission is Admission.QUEUED)
         assert positions == [1, 2, 3, 4]
         assert queued(got) == 4
 

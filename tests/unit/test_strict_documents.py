@@ -41,7 +41,7 @@ class TestUnknownKeys:
             ({"query": [QUERY]}, "query: unknown key; did you mean queries?"),
             ([{**QUERY, "zzz": 1}], "expected one of name, sql, usesIndex, noSeqScanOn"),
             ([{**QUERY, "uses_index": "a", "usesIndex": "b"}], "is given twice"),
-            ([{**QUERY, 1: "x"}], "queries[0].1: keys must be strings"),
+            ([{**QUERY, 1: "x"}], "queries[0].1: keys must be strings"),  # type: ignore[misc]
         ],
     )
     def test_explain_files(self, doc: Any, message: str) -> None:

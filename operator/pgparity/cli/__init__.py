@@ -18,13 +18,12 @@ from pgparity import __version__
 from pgparity.cli import linting, operating, schema, seeding, validate
 from pgparity.cli.common import (
     EXIT_DATABASE,
-    EXIT_DRIFT,
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
     EXIT_USAGE,
     Parser,
 )
-from pgparity.errors import DatabaseError, DriftError, PgparityError, StorageError, UsageError
+from pgparity.errors import DatabaseError, PgparityError, StorageError, UsageError
 from pgparity.redaction import install_log_redaction, remember_dsn, sanitize
 
 
@@ -56,8 +55,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args))
     except UsageError as exc:
         return _fail(exc, EXIT_USAGE)
-    except DriftError as exc:
-        return _fail(exc, EXIT_DRIFT)
     except (DatabaseError, StorageError) as exc:
         return _fail(exc, EXIT_DATABASE)
     except PgparityError as exc:

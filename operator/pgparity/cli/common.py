@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 
 from pgparity.errors import UsageError
 from pgparity.inputs import load_yaml_file
+from pgparity.models.progress import Progress
 from pgparity.redaction import sanitize
 
 EXIT_OK = 0
@@ -22,8 +23,6 @@ EXIT_DRIFT = 3
 EXIT_DATABASE = 4
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70
-
-Progress = Callable[[str], None]
 
 
 class Parser(argparse.ArgumentParser):
@@ -40,8 +39,8 @@ def int_in_range(low: int, high: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
             value = int(text.strip(), 10)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from exc
         if not low <= value <= high:
             raise argparse.ArgumentTypeError(f"{value} is not between {low} and {high}")
         return value
@@ -55,8 +54,8 @@ def number_in_range(low: float, high: float) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
             value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from exc
         if not math.isfinite(value) or not low <= value <= high:
             raise argparse.ArgumentTypeError(f"{text.strip()} is not between {low:g} and {high:g}")
         return value

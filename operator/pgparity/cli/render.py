@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from pgparity.models.quantities import format_bytes, format_ms
 from pgparity.models.report import (
     Finding,
+    LatencyStats,
+    Observations,
+    Severity,
+    StatementObservation,
     StatementResult,
     StaticFinding,
+    TrafficReport,
     ValidationReport,
     Verdict,
     confirmed_first,
@@ -87,43 +92,48 @@ def _where(static: StaticFinding) -> str:
     return f"statement {static.statement}" if static.statement else f"line {static.line}"
 
 
-def _text_observation(observations: Mapping[str, Any]) -> list[str]:
-    if "samples" not in observations:
+def _text_observation(observations: Observations) -> list[str]:
+    seen = observations.observed
+    if seen is None:
         return []
     lines = [
-        f"observed   every {observations['sample_period_ms']:g} ms "
-        f"({observations['samples']} samples): up to "
-        f"{_known(observations['max_blocked_sessions'], str)} sessions blocked, longest wait "
-        f"{_known(observations['max_lock_wait_seconds'], _seconds)}; replica up to "
-        f"{_known(observations['max_replication_lag_bytes'], format_bytes)} / "
-        f"{_known(observations['max_replication_lag_seconds'], _seconds)} behind"
+        f"observed   every {seen.sample_period_ms:g} ms ({seen.samples} samples): up to "
+        f"{_known(seen.max_blocked_sessions, str)} sessions blocked, longest wait "
+        f"{_known(seen.max_lock_wait_seconds, _seconds)}; replica up to "
+        f"{_known(seen.max_replication_lag_bytes, format_bytes)} / "
+        f"{_known(seen.max_replication_lag_seconds, _seconds)} behind"
         + (
-            f", caught up {observations['replica_catchup_seconds']:.2f} s after"
-            if observations.get("replica_catchup_seconds") is not None
+            f", caught up {seen.replica_catchup_seconds:.2f} s after"
+            if seen.replica_catchup_seconds is not None
             else ""
         )
     ]
     lines += [
-        f"           not observed: {gap['quantity'].replace('_', ' ')} — {gap['reason']}"
-        for gap in observations.get("observation_gaps", [])
+        f"           not observed: {gap.quantity.label} — {gap.reason}"
+        for gap in seen.observation_gaps
     ]
-    traffic = observations.get("traffic")
+    traffic = seen.traffic
     if traffic:
-        before, during = traffic["latency_before"], traffic["latency_during"]
         lines.append(
-            f"traffic    {traffic['clients']} clients × {traffic['rate_per_client']:g}/s: "
-            f"{traffic['transactions']} transactions, errors {traffic['errors'] or 'none'}"
+            f"traffic    {traffic.clients} clients × {traffic.rate_per_client:g}/s: "
+            f"{traffic.transactions} transactions, errors {_errors(traffic)}"
         )
         lines.append(
-            f"latency    before p50/p95/p99 {_percentiles(before)}   during {_percentiles(during)}"
+            f"latency    before p50/p95/p99 {_percentiles(traffic.latency_before)}   "
+            f"during {_percentiles(traffic.latency_during)}"
         )
-    for plan in observations.get("plans", []):
-        state = "changed" if plan["changed"] else "unchanged"
+    for plan in seen.plans:
+        state = "changed" if plan.changed else "unchanged"
         lines.append(
-            f"plan       {plan['name']}: {state}"
-            + (f" — {'; '.join(plan['changes'])}" if plan["changes"] else "")
+            f"plan       {plan.name}: {state}"
+            + (f" — {'; '.join(plan.changes)}" if plan.changes else "")
         )
     return [*lines, ""]
+
+
+def _errors(traffic: TrafficReport) -> str:
+    """The traffic's errors by SQLSTATE, as the report writes them (``{'55P03': 2}``)."""
+    return str(dict(traffic.errors)) if traffic.errors else "none"
 
 
 def _known(value: Any, show: Callable[[Any], str]) -> str:
@@ -139,10 +149,14 @@ def _plain(value: float) -> str:
     return f"{value:.2f}"
 
 
-def _percentiles(stats: Mapping[str, Any]) -> str:
-    if not stats["count"]:
+def _percentiles(stats: LatencyStats) -> str:
+    if not stats.count:
         return "(none)"
-    return f"{stats['p50_ms']:.1f}/{stats['p95_ms']:.1f}/{stats['p99_ms']:.1f} ms"
+    return f"{_ms(stats.p50_ms)}/{_ms(stats.p95_ms)}/{_ms(stats.p99_ms)} ms"
+
+
+def _ms(value: float | None) -> str:
+    return f"{value or 0.0:.1f}"
 
 
 def _text_statement(s: StatementResult) -> str:
@@ -253,45 +267,43 @@ def _md_lint(report: ValidationReport) -> list[str]:
 
 
 def _md_observation(report: ValidationReport) -> list[str]:
-    observations = report.observations
-    if "samples" not in observations:
+    seen = report.observations.observed
+    if seen is None:
         return []
     lines = [
-        f"**Under observation** (every {observations['sample_period_ms']:g} ms):",
+        f"**Under observation** (every {seen.sample_period_ms:g} ms):",
         "",
         "| # | blocked sessions | longest wait (s) | own wait (s) | replica lag |",
         "|---|---|---|---|---|",
     ]
-    for s in report.statements:
-        if s.observed is not None:
-            seen = s.observed
-            lines.append(
-                f"| {s.index} | {_known(seen.max_blocked_sessions, str)} | "
-                f"{_known(seen.max_lock_wait_seconds, _plain)} | "
-                f"{_known(seen.own_lock_wait_seconds, _plain)} | "
-                f"{_known(seen.max_replication_lag_bytes, format_bytes)} / "
-                f"{_known(seen.max_replication_lag_seconds, _seconds)} |"
-            )
+    lines += [_md_statement_observed(s.index, s.observed) for s in report.statements if s.observed]
     lines += [
-        f"- not observed: {gap['quantity'].replace('_', ' ')} — {_md(gap['reason'])}"
-        for gap in observations.get("observation_gaps", [])
+        f"- not observed: {gap.quantity.label} — {_md(gap.reason)}" for gap in seen.observation_gaps
     ]
-    traffic = observations.get("traffic")
+    traffic = seen.traffic
     if traffic:
         lines += [
             "",
-            f"Traffic: {traffic['clients']} clients × {traffic['rate_per_client']:g}/s, "
-            f"{traffic['transactions']} transactions, errors "
-            f"{traffic['errors'] or 'none'}; latency p50/p95/p99 before "
-            f"{_percentiles(traffic['latency_before'])}, during "
-            f"{_percentiles(traffic['latency_during'])}.",
+            f"Traffic: {traffic.clients} clients × {traffic.rate_per_client:g}/s, "
+            f"{traffic.transactions} transactions, errors {_errors(traffic)}; "
+            f"latency p50/p95/p99 before {_percentiles(traffic.latency_before)}, during "
+            f"{_percentiles(traffic.latency_during)}.",
         ]
-    for plan in observations.get("plans", []):
-        lines.append(
-            f"- plan `{plan['name']}`: "
-            + ("; ".join(plan["changes"]) if plan["changed"] else "unchanged")
-        )
+    lines += [
+        f"- plan `{plan.name}`: " + ("; ".join(plan.changes) if plan.changed else "unchanged")
+        for plan in seen.plans
+    ]
     return [*lines, ""]
+
+
+def _md_statement_observed(index: int, seen: StatementObservation) -> str:
+    return (
+        f"| {index} | {_known(seen.max_blocked_sessions, str)} | "
+        f"{_known(seen.max_lock_wait_seconds, _plain)} | "
+        f"{_known(seen.own_lock_wait_seconds, _plain)} | "
+        f"{_known(seen.max_replication_lag_bytes, format_bytes)} / "
+        f"{_known(seen.max_replication_lag_seconds, _seconds)} |"
+    )
 
 
 def _md_statement(s: StatementResult) -> str:
@@ -313,7 +325,7 @@ def render_junit(report: ValidationReport) -> str:
         "testsuite",
         name=f"pgparity {report.migration.path}",
         tests=str(len(report.statements) + 1),
-        failures=str(sum(1 for f in report.findings if f.severity.value == "error")),
+        failures=str(sum(1 for f in report.findings if f.severity is Severity.ERROR)),
     )
     _junit_case(suite, "migration", None, by_statement.get(None, []))
     for s in report.statements:
@@ -340,7 +352,7 @@ def _junit_case(
         tag = "failure" if finding.severity.value == "error" else "system-out"
         element = ET.SubElement(case, tag, message=finding.message, type=finding.rule)
         element.text = f"{finding.severity.value}: {finding.message}"
-    if s is not None and not s.executed and not any(f.severity.value == "error" for f in found):
+    if s is not None and not s.executed and not any(f.severity is Severity.ERROR for f in found):
         ET.SubElement(case, "skipped", message=s.not_executed_reason or "not executed")
 
 

@@ -197,7 +197,7 @@ def read_policy(path: Path) -> Policy:
     try:
         return Policy.parse(document)
     except SpecError as exc:
-        raise UsageError(f"policy file {path}: {exc}") from None
+        raise UsageError(f"policy file {path}: {exc}") from exc
 
 
 def read_key(path: Path | None) -> bytes | None:

@@ -13,7 +13,6 @@ from pgparity.cli.common import (
     EXIT_DRIFT,
     EXIT_OK,
     EXIT_REJECTED,
-    Progress,
     check_output_file,
     int_in_range,
     load_yaml,
@@ -37,8 +36,9 @@ from pgparity.engine.validate import (
 from pgparity.errors import SpecError, UsageError
 from pgparity.inputs import REPORT, SEED_SQL, check_no_nul, read_text
 from pgparity.lint import find_config, load_config
+from pgparity.models.progress import Progress
 from pgparity.models.quantities import is_duration, parse_duration, parse_size
-from pgparity.models.report import ValidationReport, Verdict
+from pgparity.models.report import Rule, ValidationReport, Verdict
 from pgparity.models.workload import MAX_CLIENTS, MAX_RATE, ExplainFile, Workload
 from pgparity.pg.localcluster import LocalCluster
 from pgparity.redaction import sanitize_strings
@@ -354,6 +354,6 @@ def _emit_report(report: ValidationReport, fmt: str, output: Path | None) -> Non
 
 
 def _exit_code(report: ValidationReport) -> int:
-    if any(f.rule == "schema-drift" for f in report.findings):
+    if report.has(Rule.SCHEMA_DRIFT):
         return EXIT_DRIFT
     return EXIT_OK if report.verdict is Verdict.VALIDATED else EXIT_REJECTED

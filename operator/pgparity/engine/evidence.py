@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg import errors as pg_errors
 from psycopg import sql
 
 from pgparity.engine.sql.statements import Statement
@@ -58,7 +59,10 @@ SETTING_RULES = {
     Rule.MISSING_STATEMENT_TIMEOUT: "statement_timeout",
 }
 # Errors that are the hazard itself: the statement waited or ran too long.
-TIMEOUTS = {"55P03": "waited for its lock past lock_timeout", "57014": "ran past statement_timeout"}
+TIMEOUTS: Mapping[type[psycopg.Error], str] = {
+    pg_errors.LockNotAvailable: "waited for its lock past lock_timeout",
+    pg_errors.QueryCanceled: "ran past statement_timeout",
+}
 COUNT_LIMIT_BYTES = 64 * 1024 * 1024  # count(*) a never-analyzed relation only up to this size
 
 
@@ -199,9 +203,17 @@ _NOT_JUDGED = {
 }
 
 
+def _timeout(sqlstate: str | None) -> str | None:
+    """What a timeout's error class (by the report's SQLSTATE) says the statement did."""
+    try:
+        return TIMEOUTS.get(pg_errors.lookup(sqlstate or ""))
+    except KeyError:  # not a SQLSTATE PostgreSQL defines
+        return None
+
+
 def _failed(finding: LintFinding, result: StatementResult) -> Judged:
     assert result.error is not None
-    meaning = TIMEOUTS.get(result.error.sqlstate or "")
+    meaning = _timeout(result.error.sqlstate)
     if meaning is not None and CATALOG[finding.rule].category is Category.LOCKING:
         return Judgement.CONFIRMED, f"the statement {meaning}", None
     return Judgement.NOT_OBSERVED, f"the statement failed ({result.error.sqlstate})", None

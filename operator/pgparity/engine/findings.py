@@ -9,23 +9,29 @@ re-run — are warnings, which ``--strict`` turns into errors.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
 
 from pgparity.engine.execute.dryrun import Refusal, RerunFailure
 from pgparity.engine.execute.outside import InvalidIndex
 from pgparity.engine.observe.observation import Budgets
-from pgparity.engine.observe.observer import ObservationGap, Quantity
-from pgparity.engine.observe.plans import PlanComparison
 from pgparity.engine.sql.effects import Hazard
 from pgparity.engine.sql.statements import ParsedMigration
 from pgparity.models.quantities import format_bytes, format_ms
 from pgparity.models.report import (
     Finding,
+    NotExecuted,
+    ObservationGap,
+    PlanComparison,
+    Quantity,
+    Rule,
     Severity,
     SideEffect,
     SideEffectKind,
     StatementObservation,
     StatementResult,
+    TrafficReport,
 )
 from pgparity.schema.digest import ObjectChange
 
@@ -48,17 +54,36 @@ MODE_STRENGTH = [
     "AccessExclusiveLock",
 ]
 
-# SQLSTATE → (rule, what it means for the migration in production).
-ERROR_RULES = {
-    "55P03": ("lock-timeout", "could not get its lock within lock_timeout"),
-    "57014": ("statement-timeout", "ran past statement_timeout and was cancelled"),
-    "40P01": ("deadlock", "deadlocked"),
-    "2D000": ("transaction-control", "tried to end the transaction"),
-    "25001": ("transaction-control", "cannot run inside a transaction block"),
+# psycopg's error class → (rule, what it means for the migration in production).
+_ERROR_RULES: Mapping[type[psycopg.Error], tuple[Rule, str]] = {
+    pg_errors.LockNotAvailable: (Rule.LOCK_TIMEOUT, "could not get its lock within lock_timeout"),
+    pg_errors.QueryCanceled: (
+        Rule.STATEMENT_TIMEOUT,
+        "ran past statement_timeout and was cancelled",
+    ),
+    pg_errors.DeadlockDetected: (Rule.DEADLOCK, "deadlocked"),
+    pg_errors.InvalidTransactionTermination: (
+        Rule.TRANSACTION_CONTROL,
+        "tried to end the transaction",
+    ),
+    pg_errors.ActiveSqlTransaction: (
+        Rule.TRANSACTION_CONTROL,
+        "cannot run inside a transaction block",
+    ),
 }
+_FAILED = (Rule.MIGRATION_ERROR, "failed")
 
 
-def _error(rule: str, message: str, result: StatementResult | None = None) -> Finding:
+def error_rule(sqlstate: str | None) -> tuple[Rule, str]:
+    """The rule a statement's error breaks (by the report's SQLSTATE), and what it means."""
+    try:
+        error_class = pg_errors.lookup(sqlstate or "")
+    except KeyError:  # not a SQLSTATE PostgreSQL defines: a client-side failure
+        return _FAILED
+    return _ERROR_RULES.get(error_class, _FAILED)
+
+
+def _error(rule: Rule, message: str, result: StatementResult | None = None) -> Finding:
     return Finding(
         rule=rule,
         severity=Severity.ERROR,
@@ -68,7 +93,7 @@ def _error(rule: str, message: str, result: StatementResult | None = None) -> Fi
     )
 
 
-def _warning(rule: str, message: str, result: StatementResult) -> Finding:
+def _warning(rule: Rule, message: str, result: StatementResult) -> Finding:
     return Finding(
         rule=rule,
         severity=Severity.WARNING,
@@ -84,7 +109,7 @@ def static_findings(parsed: ParsedMigration) -> list[Finding]:
         problem = parsed.syntax_error
         return [
             Finding(
-                rule="syntax-error",
+                rule=Rule.SYNTAX_ERROR,
                 severity=Severity.ERROR,
                 line=problem.line,
                 message=f"line {problem.line}, column {problem.column}: {problem.message}",
@@ -92,7 +117,7 @@ def static_findings(parsed: ParsedMigration) -> list[Finding]:
         ]
     findings = [
         Finding(
-            rule="transaction-control",
+            rule=Rule.TRANSACTION_CONTROL,
             severity=Severity.ERROR,
             statement=s.index,
             line=s.line,
@@ -104,7 +129,7 @@ def static_findings(parsed: ParsedMigration) -> list[Finding]:
     if parsed.unwrapped:
         findings += [
             Finding(
-                rule="non-transactional-in-transaction",
+                rule=Rule.NON_TRANSACTIONAL_IN_TRANSACTION,
                 severity=Severity.ERROR,
                 statement=s.index,
                 line=s.line,
@@ -123,7 +148,7 @@ def effect_findings(parsed: ParsedMigration) -> list[Finding]:
     for statement in parsed.statements:
         for effect in statement.effects:
             where = f"statement {statement.index} (line {statement.line})"
-            rule = "lexer-setting" if effect.hazard is Hazard.LEXING else "side-effect"
+            rule = Rule.LEXER_SETTING if effect.hazard is Hazard.LEXING else Rule.SIDE_EFFECT
             if effect.refused:
                 message = f"{where}: {effect.message}; nothing was executed"
             else:
@@ -150,7 +175,10 @@ def stop_findings(refusals: Sequence[Refusal], lexing_changes: Sequence[Refusal]
             line=r.statement.line,
             message=f"statement {r.statement.index} (line {r.statement.line}): {r.reason}",
         )
-        for rule, stops in (("side-effect", refusals), ("lexer-setting-changed", lexing_changes))
+        for rule, stops in (
+            (Rule.SIDE_EFFECT, refusals),
+            (Rule.LEXER_SETTING_CHANGED, lexing_changes),
+        )
         for r in stops
     ]
 
@@ -168,7 +196,7 @@ def side_effect_findings(effects: Sequence[SideEffect]) -> list[Finding]:
     if sequences:
         found.append(
             Finding(
-                rule="side-effect-left",
+                rule=Rule.SIDE_EFFECT_LEFT,
                 severity=Severity.WARNING,
                 message=f"the run advanced sequences ROLLBACK does not reset: "
                 f"{', '.join(sequences)} (put back only on clones)",
@@ -178,7 +206,7 @@ def side_effect_findings(effects: Sequence[SideEffect]) -> list[Finding]:
     if locks:
         found.append(
             Finding(
-                rule="side-effect-left",
+                rule=Rule.SIDE_EFFECT_LEFT,
                 severity=Severity.WARNING,
                 message=f"the migration left session-level advisory locks after ROLLBACK "
                 f"({', '.join(locks)}); pgparity released them",
@@ -187,7 +215,7 @@ def side_effect_findings(effects: Sequence[SideEffect]) -> list[Finding]:
     slots = [e for e in effects if e.kind is SideEffectKind.REPLICATION_SLOT]
     found += [
         Finding(
-            rule="side-effect-left",
+            rule=Rule.SIDE_EFFECT_LEFT,
             severity=Severity.WARNING if e.restored else Severity.ERROR,
             message=f"the run {'created' if e.after else 'dropped'} replication slot "
             f"{e.object}, which ROLLBACK does not undo"
@@ -203,7 +231,7 @@ def error_findings(results: Iterable[StatementResult]) -> list[Finding]:
     for result in results:
         if result.error is None:
             continue
-        rule, meaning = ERROR_RULES.get(result.error.sqlstate or "", ("migration-error", "failed"))
+        rule, meaning = error_rule(result.error.sqlstate)
         findings.append(
             _error(
                 rule,
@@ -241,7 +269,7 @@ def blocking_lock_findings(results: Iterable[StatementResult], created: set[str]
                 hold = f", held {format_ms(lock.held_ms)}" if lock.held_ms is not None else ""
                 findings.append(
                     _warning(
-                        "blocking-lock",
+                        Rule.BLOCKING_LOCK,
                         f"statement {result.index} (line {result.line}) takes {lock.mode} on "
                         f"{lock.relation}{hold}: {BLOCKING_MODES[lock.mode]}",
                         result,
@@ -257,7 +285,7 @@ def rewrite_findings(results: Iterable[StatementResult], created: set[str]) -> l
         if rewritten and result.transactional:
             findings.append(
                 _warning(
-                    "table-rewrite",
+                    Rule.TABLE_REWRITE,
                     f"statement {result.index} (line {result.line}) rewrote {', '.join(rewritten)}",
                     result,
                 )
@@ -271,7 +299,7 @@ def rerun_findings(
     by_index = {r.index: r for r in results}
     return [
         _warning(
-            "not-idempotent",
+            Rule.NOT_IDEMPOTENT,
             f"statement {f.statement.index} (line {f.statement.line}) fails when the "
             f"migration is re-run after a partial failure: {f.sqlstate} {f.message}",
             by_index[f.statement.index],
@@ -284,21 +312,21 @@ def rerun_findings(
 def not_executed_findings(results: Iterable[StatementResult]) -> list[Finding]:
     return [
         _warning(
-            "not-executed",
+            Rule.NOT_EXECUTED,
             f"statement {r.index} (line {r.line}) was not rehearsed: {r.not_executed_reason}",
             r,
         )
         for r in results
         if not r.transactional
         and not r.executed
-        and r.not_executed_reason != "the transactional part of the migration failed"
+        and r.not_executed_reason != NotExecuted.TRANSACTIONAL_PART_FAILED
     ]
 
 
 def invalid_index_findings(invalid: Sequence[InvalidIndex]) -> list[Finding]:
     return [
         Finding(
-            rule="invalid-index",
+            rule=Rule.INVALID_INDEX,
             severity=Severity.ERROR,
             statement=i.statement.index,
             line=i.statement.line,
@@ -310,7 +338,7 @@ def invalid_index_findings(invalid: Sequence[InvalidIndex]) -> list[Finding]:
     ]
 
 
-def digest_findings(rule: str, when: str, changes: Sequence[ObjectChange]) -> list[Finding]:
+def digest_findings(rule: Rule, when: str, changes: Sequence[ObjectChange]) -> list[Finding]:
     if not changes:
         return []
     listed = "; ".join(c.describe() for c in changes[:10])
@@ -338,7 +366,7 @@ def budget_findings(results: Iterable[StatementResult], budgets: Budgets) -> lis
         if limit is not None and _over(seen.max_lock_wait_seconds, limit):
             found.append(
                 _error(
-                    "lock-wait-budget",
+                    Rule.LOCK_WAIT_BUDGET,
                     f"{where} made sessions wait {seen.max_lock_wait_seconds:.2f} s for its locks "
                     f"(budget {limit:g} s)",
                     result,
@@ -348,7 +376,7 @@ def budget_findings(results: Iterable[StatementResult], budgets: Budgets) -> lis
         if blocked is not None and _over(seen.max_blocked_sessions, blocked):
             found.append(
                 _error(
-                    "blocked-sessions-budget",
+                    Rule.BLOCKED_SESSIONS_BUDGET,
                     f"{where} blocked {seen.max_blocked_sessions} sessions at once "
                     f"(budget {blocked})",
                     result,
@@ -375,10 +403,9 @@ def observation_gap_findings(gaps: Sequence[ObservationGap], budgets: Budgets) -
         judged = f"; the budget {budget} cannot be judged" if budget is not None else ""
         found.append(
             Finding(
-                rule="observation-incomplete",
+                rule=Rule.OBSERVATION_INCOMPLETE,
                 severity=severity,
-                message=f"{gap.quantity.value.replace('_', ' ')} was not observed: "
-                f"{gap.reason}{judged}",
+                message=f"{gap.quantity.label} was not observed: {gap.reason}{judged}",
             )
         )
     return found
@@ -407,7 +434,7 @@ def _lag_findings(
     ):
         found.append(
             _error(
-                "replication-lag-budget",
+                Rule.REPLICATION_LAG_BUDGET,
                 f"{where} put the replica {format_bytes(lag_bytes)} behind "
                 f"(budget {format_bytes(budgets.max_lag_bytes)})",
                 result,
@@ -418,7 +445,7 @@ def _lag_findings(
     ):
         found.append(
             _error(
-                "replication-lag-budget",
+                Rule.REPLICATION_LAG_BUDGET,
                 f"{where} put the replica {seen.max_replication_lag_seconds:.2f} s behind "
                 f"(budget {budgets.max_lag_seconds:g} s)",
                 result,
@@ -451,7 +478,7 @@ def blocked_sessions_findings(
             )
             found.append(
                 _warning(
-                    "sessions-blocked",
+                    Rule.SESSIONS_BLOCKED,
                     f"statement {result.index} (line {result.line}) blocked up to "
                     f"{seen.max_blocked_sessions} sessions, {longest}",
                     result,
@@ -460,21 +487,27 @@ def blocked_sessions_findings(
     return found
 
 
-def traffic_findings(traffic: Mapping[str, Any] | None) -> list[Finding]:
+def traffic_findings(traffic: TrafficReport | None) -> list[Finding]:
     """A warning when the application's own statements failed during the migration."""
-    if not traffic or not traffic.get("errors_during_migration"):
+    if traffic is None or not traffic.errors_during_migration:
         return []
     errors = ", ".join(
-        f"{count}× {ERROR_RULES.get(code, (code,))[0]} ({code})"
-        for code, count in traffic["errors_during_migration"].items()
+        f"{count}× {_traffic_error(code)} ({code})"
+        for code, count in traffic.errors_during_migration.items()
     )
     return [
         Finding(
-            rule="traffic-errors",
+            rule=Rule.TRAFFIC_ERRORS,
             severity=Severity.WARNING,
             message=f"the application's traffic failed during the migration: {errors}",
         )
     ]
+
+
+def _traffic_error(code: str) -> str:
+    """A rule's name for the SQLSTATE a rule stands for (``lock-timeout``), else the code."""
+    rule, _ = error_rule(code)
+    return code if rule is Rule.MIGRATION_ERROR else rule.value
 
 
 def plan_findings(plans: Sequence[PlanComparison]) -> list[Finding]:
@@ -482,18 +515,18 @@ def plan_findings(plans: Sequence[PlanComparison]) -> list[Finding]:
     for plan in plans:
         found += [
             Finding(
-                rule="plan-expectation",
+                rule=Rule.PLAN_EXPECTATION,
                 severity=Severity.ERROR,
-                message=f"query {plan.query.name!r}: {violation}",
+                message=f"query {plan.name!r}: {violation}",
             )
             for violation in plan.violations
         ]
         if plan.changes:
             found.append(
                 Finding(
-                    rule="plan-changed",
+                    rule=Rule.PLAN_CHANGED,
                     severity=Severity.WARNING,
-                    message=f"query {plan.query.name!r}: " + "; ".join(plan.changes),
+                    message=f"query {plan.name!r}: " + "; ".join(plan.changes),
                 )
             )
     return found

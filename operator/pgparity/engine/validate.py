@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -44,16 +43,22 @@ from pgparity.engine.execute.residue import (
 )
 from pgparity.engine.execute.residue import compare as residue_compare
 from pgparity.engine.observe.observation import ObservationOptions, ObservationResult, ObservedRun
-from pgparity.engine.observe.plans import PlanComparison, check_explain_queries, compare
+from pgparity.engine.observe.plans import check_explain_queries, compare
 from pgparity.engine.observe.traffic import check_workload, existing_tables
 from pgparity.engine.sql.statements import ParsedMigration, parse_migration
 from pgparity.errors import UsageError
 from pgparity.inputs import MIGRATION, check_text, read_text
 from pgparity.lint import FileReport, LintConfig, lint_source
 from pgparity.models.migration_validation import ExplainQuery
+from pgparity.models.progress import Progress, quiet
 from pgparity.models.report import (
     Finding,
     MigrationInfo,
+    NotExecuted,
+    Observations,
+    PlanComparison,
+    PlanOutcome,
+    Rule,
     Severity,
     SideEffect,
     StatementResult,
@@ -67,10 +72,9 @@ from pgparity.models.report import (
 from pgparity.models.workload import ExplainFile
 from pgparity.pg.clone import database_settings, is_clone
 from pgparity.pg.connection import connect, describe_dsn
-from pgparity.pg.explain import PlanOutcome
+from pgparity.pg.replication import system_identifier
 from pgparity.schema.digest import CatalogSnapshot, diff_snapshots, take_snapshot
 
-Progress = Callable[[str], None]
 DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
@@ -141,7 +145,7 @@ def validate(
     migration: MigrationFile,
     target: Target,
     options: ValidationOptions,
-    progress: Progress = lambda _: None,
+    progress: Progress = quiet,
 ) -> ValidationReport:
     check_inputs(options)
     parsed = parse_migration(migration.text)
@@ -169,7 +173,7 @@ def validate(
         )
         if options.expect_digest and before.digest != options.expect_digest:
             drift = Finding(
-                rule="schema-drift",
+                rule=Rule.SCHEMA_DRIFT,
                 severity=Severity.ERROR,
                 message=f"the target's schema digest is {before.digest}, "
                 f"expected {options.expect_digest}; nothing was executed",
@@ -178,7 +182,7 @@ def validate(
         seed_state = database_settings(conn).get("seed_state")
         if seed_state not in (None, "complete"):
             partial = Finding(
-                rule="seed-incomplete",
+                rule=Rule.SEED_INCOMPLETE,
                 severity=Severity.ERROR,
                 message=f"the target's seed did not finish (pgparity.seed_state = {seed_state}):"
                 " its data is partial, so its costs predict nothing; nothing was executed",
@@ -353,21 +357,12 @@ def _check_replica(primary: psycopg.Connection[Any], target: Target) -> None:
                 f"--replica-dsn {describe_dsn(target.replica_dsn)} is not a replica "
                 "of the target: it is not in recovery"
             )
-        mine, theirs = _system_identifier(primary), _system_identifier(replica)
+        mine, theirs = system_identifier(primary), system_identifier(replica)
     if mine is not None and theirs is not None and mine != theirs:
         raise UsageError(
             f"--replica-dsn {describe_dsn(target.replica_dsn)} is not a replica of "
             "the target: it belongs to another cluster (system identifiers differ)"
         )
-
-
-def _system_identifier(conn: psycopg.Connection[Any]) -> int | None:
-    """pg_control_system() needs pg_monitor-like rights; without them the check is skipped."""
-    try:
-        row = conn.execute("SELECT system_identifier FROM pg_control_system()").fetchone()
-    except psycopg.errors.InsufficientPrivilege:
-        return None
-    return int(row[0]) if row else None
 
 
 def _outside_phase(
@@ -383,11 +378,7 @@ def _outside_phase(
     if not parsed.outside:
         return OutsideRun(), None
     if not clone:
-        reason = (
-            "the target is not a pgparity clone, and statements that cannot be rolled "
-            "back run only on clones"
-        )
-        return OutsideRun(results=not_executed(parsed.outside, reason)), None
+        return OutsideRun(results=not_executed(parsed.outside, NotExecuted.NOT_A_CLONE)), None
     outside = rehearse_outside_transaction(
         target.dsn,
         parsed.outside,
@@ -409,17 +400,17 @@ def _findings(run: _Run, options: ValidationOptions) -> list[Finding]:
         *rules.stop_findings(run.transactional.refusals, run.transactional.lexing_changes),
         *rules.error_findings(results),
         *rules.digest_findings(
-            "digest-mismatch", "after the rollback", diff_snapshots(run.before, run.after)
+            Rule.DIGEST_MISMATCH, "after the rollback", diff_snapshots(run.before, run.after)
         ),
         *rules.invalid_index_findings(run.outside.invalid_indexes),
         *[
-            Finding(rule="compensation-failed", severity=Severity.ERROR, message=failure)
+            Finding(rule=Rule.COMPENSATION_FAILED, severity=Severity.ERROR, message=failure)
             for failure in run.outside.compensation_failures
         ],
     ]
     if run.after_outside is not None:
         found += rules.digest_findings(
-            "compensation-incomplete",
+            Rule.COMPENSATION_INCOMPLETE,
             "after undoing the statements run outside the transaction",
             diff_snapshots(run.before, run.after_outside),
         )
@@ -439,7 +430,7 @@ def _findings(run: _Run, options: ValidationOptions) -> list[Finding]:
 
 
 def _unexecuted(parsed: ParsedMigration) -> list[StatementResult]:
-    reason = "the migration was rejected before execution"
+    reason = NotExecuted.REJECTED_BEFORE_EXECUTION
     return [s.result(executed=False, not_executed_reason=reason) for s in parsed.statements]
 
 
@@ -461,16 +452,14 @@ def _report(
         for lock in r.locks
         if lock.mode in rules.BLOCKING_MODES
     ]
-    observations: dict[str, Any] = {
-        "statements_executed": len(executed),
-        "total_duration_ms": round(sum(r.duration_ms or 0.0 for r in executed), 3),
-        "wal_bytes": sum(r.wal_bytes or 0 for r in executed),
-        "max_lock_hold_ms": round(max(blocking_holds, default=0.0), 3),
-        "rewritten_relations": sorted({rel for r in executed for rel in r.rewrites}),
-    }
-    if run is not None:
-        observations.update(run.observation.to_dict())
-        observations["plans"] = [plan.to_dict() for plan in run.plans]
+    observations = Observations(
+        statements_executed=len(executed),
+        total_duration_ms=sum(r.duration_ms or 0.0 for r in executed),
+        wal_bytes=sum(r.wal_bytes or 0 for r in executed),
+        max_lock_hold_ms=max(blocking_holds, default=0.0),
+        rewritten_relations=tuple(sorted({rel for r in executed for rel in r.rewrites})),
+        observed=run.observation.observed(run.plans) if run is not None else None,
+    )
     return ValidationReport(
         verdict=decide_verdict(final),
         migration=info,

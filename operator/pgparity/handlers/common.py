@@ -21,9 +21,11 @@ from typing import Any, ParamSpec, TypeVar, cast
 import kopf
 
 from pgparity import config
-from pgparity.errors import PgparityError
+from pgparity.errors import CallTimeoutError
 from pgparity.handlers.indexes import Views
 from pgparity.kube import client as kube
+from pgparity.manifests.failures import Recovery, plan_failure
+from pgparity.manifests.queue import StartedJob
 from pgparity.models.common import API_VERSION
 from pgparity.redaction import Context, sanitize, sanitize_strings
 
@@ -130,9 +132,9 @@ class Runtime:
     )
     admission: asyncio.Lock = field(default_factory=asyncio.Lock)
     wakes: Wakes = field(default_factory=Wakes)
-    # Validations whose Job this process created and the Job index may not show yet:
-    # (namespace, validation) -> (clone, validation key label).
-    started: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    # Validations whose Job this process created and the Job index may not show yet, by
+    # (namespace, validation).
+    started: dict[tuple[str, str], StartedJob] = field(default_factory=dict)
     queue_changed: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)  # the queue keeper, the sampler
 
@@ -140,10 +142,6 @@ class Runtime:
 def runtime(memo: Any) -> Runtime:
     """The Runtime in kopf's memo (``configure`` puts it there before any handler runs)."""
     return cast(Runtime, memo.runtime)
-
-
-class CallTimeoutError(PgparityError):
-    """A blocking call did not finish within its deadline (its thread may still be busy)."""
 
 
 async def _off_loop(
@@ -196,6 +194,16 @@ def _forget_call(about: Hashable, done: Future[Any]) -> None:
     # Runs in the pool's thread: dict operations are atomic under the GIL.
     if _process.in_flight.get(about) is done:
         del _process.in_flight[about]
+
+
+def handler_error(error: Exception) -> kopf.TemporaryError | kopf.PermanentError:
+    """The error boundary of every handler: kopf's temporary error (with its delay) or
+    permanent one, as ``manifests.failures`` decides; the message is sanitized."""
+    plan = plan_failure(error, options().reconcile_seconds)
+    message = sanitize(str(error))
+    if plan.recovery is Recovery.GIVE_UP:
+        return kopf.PermanentError(message)
+    return kopf.TemporaryError(message, delay=plan.delay_seconds)
 
 
 def now() -> str:

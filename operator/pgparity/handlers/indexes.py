@@ -17,7 +17,7 @@ import kopf
 
 from pgparity.manifests.labels import CLONE_LABEL, KEY_LABEL, VALIDATION_LABEL
 from pgparity.manifests.queue import JobOutcome, QueueKey, job_outcome
-from pgparity.models.common import GROUP, VERSION
+from pgparity.models.common import GROUP, VERSION, Reason
 from pgparity.models.migration_validation import PLURAL as VALIDATIONS
 from pgparity.models.migration_validation import ValidationPhase
 from pgparity.models.staging_clone import PLURAL as CLONES
@@ -57,8 +57,8 @@ class QueueEntry:
     def waiting_for_job(self) -> bool:
         """Ready to run at its last reconciliation, held back by a limit."""
         return (self.phase, self.reason) in (
-            (ValidationPhase.PENDING.value, "Queued"),
-            (ValidationPhase.WAITING_FOR_CLONE.value, "CloneBusy"),
+            (ValidationPhase.PENDING.value, Reason.QUEUED),
+            (ValidationPhase.WAITING_FOR_CLONE.value, Reason.CLONE_BUSY),
         )
 
 

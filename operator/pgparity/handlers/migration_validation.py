@@ -21,13 +21,13 @@ from typing import Any
 import kopf
 
 from pgparity import metrics
-from pgparity.errors import SpecError
+from pgparity.errors import PgparityError, SpecError
 from pgparity.handlers.common import (
-    CallTimeoutError,
     Runtime,
     StatusWriter,
     announce,
     api,
+    handler_error,
     now,
     options,
     runtime,
@@ -39,7 +39,7 @@ from pgparity.handlers.queue import decide
 from pgparity.inputs import sql_control_character
 from pgparity.kube import client as kube
 from pgparity.kube.reports import read_report
-from pgparity.manifests.queue import Admission, Contender, QueueKey
+from pgparity.manifests.queue import Admission, Contender, QueueKey, StartedJob
 from pgparity.manifests.readiness import deadline_exceeded
 from pgparity.manifests.status import completed_status, progress_status, with_readiness
 from pgparity.manifests.validation import (
@@ -52,7 +52,7 @@ from pgparity.manifests.validation import (
     names,
     validation_key,
 )
-from pgparity.models.common import GROUP, VERSION, KeyRef
+from pgparity.models.common import GROUP, VERSION, KeyRef, Reason
 from pgparity.models.migration_validation import (
     KIND,
     PLURAL,
@@ -107,10 +107,11 @@ async def run_validation(
         while True:
             try:
                 await _reconcile_once(body, ValidationRef(name, namespace, uid), writer, shared)
-            except (kube.KubeError, CallTimeoutError) as exc:
-                # The API server is slow or refuses: kopf runs this daemon again after the
-                # delay, and it continues from what exists; nothing is half-written.
-                raise kopf.TemporaryError(str(exc), delay=options().reconcile_seconds) from exc
+            except PgparityError as exc:
+                # The API server is slow or refuses, a call outlived its deadline: kopf runs
+                # this daemon again after the delay, and it continues from what exists;
+                # nothing is half-written.
+                raise handler_error(exc) from exc
             await sleep_until_woken(wake, options().reconcile_seconds)
     finally:
         shared.wakes.forget(KIND, namespace, name)
@@ -200,25 +201,25 @@ async def _resolve(body: kopf.Body, namespace: str, views: Views) -> Resolved:
     try:
         spec = MigrationValidationSpec.parse(dict(body.get("spec", {})))
     except SpecError as exc:
-        raise Waiting(ValidationPhase.FAILED, "InvalidSpec", str(exc), failed=True) from None
+        raise Waiting(ValidationPhase.FAILED, Reason.INVALID_SPEC, str(exc), failed=True) from exc
     clone: CloneView | None = one(views.clones, (namespace, spec.clone_ref.name))
     if clone is None:
         raise Waiting(
             ValidationPhase.WAITING_FOR_CLONE,
-            "CloneNotFound",
+            Reason.CLONE_NOT_FOUND,
             f"StagingClone {spec.clone_ref.name} does not exist",
         )
     if clone.phase != ClonePhase.READY.value:
         raise Waiting(
             ValidationPhase.WAITING_FOR_CLONE,
-            "CloneNotReady",
+            Reason.CLONE_NOT_READY,
             f"StagingClone {spec.clone_ref.name} is "
             f"{clone.phase or 'not reconciled yet'}: {clone.message or ''}".rstrip(": "),
         )
     if not clone.secret:
         raise Waiting(
             ValidationPhase.WAITING_FOR_CLONE,
-            "CloneNotReady",
+            Reason.CLONE_NOT_READY,
             f"StagingClone {spec.clone_ref.name} has no connection Secret yet",
         )
     parameters = clone.parameters
@@ -241,11 +242,11 @@ async def _migration_sql(spec: MigrationValidationSpec, namespace: str) -> str:
         return spec.migration.sql
     ref = spec.migration.config_map_ref
     assert ref is not None
-    text = await _configmap_text(namespace, ref, "MigrationNotFound")
+    text = await _configmap_text(namespace, ref, Reason.MIGRATION_NOT_FOUND)
     problem = sql_control_character(text)
     if problem:
         message = f"ConfigMap {ref.name} key {ref.key}: {problem}"
-        raise Waiting(ValidationPhase.FAILED, "InvalidMigration", message, failed=True)
+        raise Waiting(ValidationPhase.FAILED, Reason.INVALID_MIGRATION, message, failed=True)
     return text
 
 
@@ -253,10 +254,10 @@ async def _workload(spec: MigrationValidationSpec, namespace: str) -> str | None
     traffic = spec.traffic
     if traffic is None or traffic.mode is not TrafficMode.WORKLOAD or traffic.workload_ref is None:
         return None
-    return await _configmap_text(namespace, traffic.workload_ref, "WorkloadNotFound")
+    return await _configmap_text(namespace, traffic.workload_ref, Reason.WORKLOAD_NOT_FOUND)
 
 
-async def _configmap_text(namespace: str, ref: KeyRef, missing: str) -> str:
+async def _configmap_text(namespace: str, ref: KeyRef, missing: Reason) -> str:
     text = await api(kube.configmap_value, namespace, ref.name, ref.key)
     if not text:
         message = f"ConfigMap {ref.name} has no key {ref.key}"
@@ -273,40 +274,38 @@ async def _advance(
 ) -> MigrationValidationStatus:
     n = names(ref.name, resolved.key)
     jobs = shared.views.jobs.get((ref.namespace, ref.name), ())
-    job: JobView | None = next((j for j in jobs if j.name == n["job"]), None)
-    if job is None and shared.started.get((ref.namespace, ref.name)) != (
-        resolved.inputs.clone,
-        resolved.key[:63],
-    ):
+    job: JobView | None = next((j for j in jobs if j.name == n.job), None)
+    started = StartedJob(resolved.inputs.clone, resolved.key[:63])
+    if job is None and shared.started.get((ref.namespace, ref.name)) != started:
         await _start(ref, resolved, shared)
         return progress_status(
             previous,
             ValidationPhase.RUNNING,
-            "JobCreated",
-            f"validation Job {n['job']} created",
+            Reason.JOB_CREATED,
+            f"validation Job {n.job} created",
             now=now(),
             generation=generation,
             key=resolved.key,
-            job_name=n["job"],
+            job_name=n.job,
             started_at=now(),
         )
     if job is None or job.outcome is None:
         return progress_status(
             previous,
             ValidationPhase.RUNNING,
-            "JobRunning",
-            f"validation Job {n['job']} is running",
+            Reason.JOB_RUNNING,
+            f"validation Job {n.job} is running",
             now=now(),
             generation=generation,
             key=resolved.key,
-            job_name=n["job"],
+            job_name=n.job,
         )
     if not job.outcome.succeeded:
         reason, message = job.outcome.reason, job.outcome.message
         raise Waiting(
             ValidationPhase.FAILED,
             f"Job{reason}",
-            f"validation Job {n['job']} failed ({reason}): {message}; no verdict",
+            f"validation Job {n.job} failed ({reason}): {message}; no verdict",
             failed=True,
         )
     return await _complete(ref, resolved, previous, generation, job)
@@ -322,13 +321,13 @@ async def _start(ref: ValidationRef, resolved: Resolved, shared: Runtime) -> Non
         if decision.admission is Admission.CLONE_BUSY:
             raise Waiting(
                 ValidationPhase.WAITING_FOR_CLONE,
-                "CloneBusy",
+                Reason.CLONE_BUSY,
                 f"another validation ({decision.holder}) is running on StagingClone {clone}",
             )
         if decision.admission is Admission.QUEUED:
             raise Waiting(
                 ValidationPhase.PENDING,
-                "Queued",
+                Reason.QUEUED,
                 f"waiting for one of {options().max_concurrent_jobs} validation Job slots "
                 f"(PGPARITY_MAX_CONCURRENT_JOBS): position {decision.position} in the queue",
                 position=decision.position,
@@ -351,7 +350,7 @@ async def _start(ref: ValidationRef, resolved: Resolved, shared: Runtime) -> Non
                 memory=options().job_memory,
             ),
         )
-        shared.started[(ref.namespace, ref.name)] = (clone, resolved.key[:63])
+        shared.started[(ref.namespace, ref.name)] = StartedJob(clone, resolved.key[:63])
     shared.queue_changed.set()
 
 
@@ -370,7 +369,7 @@ async def _complete(
 ) -> MigrationValidationStatus:
     n = names(ref.name, resolved.key)
     try:
-        text = await api(read_report, ref.namespace, n["report"])
+        text = await api(read_report, ref.namespace, n.report)
         if text is None:
             raise ValueError("the Job finished without writing a report")
         report = ValidationReport.parse(json.loads(text))
@@ -379,10 +378,10 @@ async def _complete(
             raise  # the API server, not the report: try again
         raise Waiting(
             ValidationPhase.FAILED,
-            "ReportUnreadable",
-            f"the report in ConfigMap {n['report']} cannot be read: {exc}",
+            Reason.REPORT_UNREADABLE,
+            f"the report in ConfigMap {n.report} cannot be read: {exc}",
             failed=True,
-        ) from None
+        ) from exc
     started = job.start_time or previous.started_at
     finished = job.completion_time or now()
     duration = seconds_between(started, finished)
@@ -392,8 +391,8 @@ async def _complete(
         now=now(),
         generation=generation,
         key=resolved.key,
-        report_ref=ReportRef(n["report"], "report.json"),
-        job_name=n["job"],
+        report_ref=ReportRef(n.report, "report.json"),
+        job_name=n.job,
         started_at=started,
         duration_seconds=duration,
     )
@@ -413,7 +412,7 @@ def _announce(body: kopf.Body, old: Mapping[str, Any], new: Mapping[str, Any]) -
         return
     verdict = new.get("verdict")
     if verdict:
-        reason = "Validated" if verdict == Verdict.VALIDATED.value else "Rejected"
+        reason = Reason.VALIDATED if verdict == Verdict.VALIDATED.value else Reason.REJECTED
         announce(
             body,
             old,

@@ -22,7 +22,16 @@ import kopf
 from pgparity import metrics
 from pgparity.handlers.common import Runtime, options
 from pgparity.handlers.indexes import JobView, QueueEntry, Ref, values
-from pgparity.manifests.queue import Admission, Contender, Decision, QueueKey, admit, queued
+from pgparity.manifests.queue import (
+    Admission,
+    Contender,
+    Decision,
+    Occupancy,
+    QueueKey,
+    admit,
+    queued,
+)
+from pgparity.models.common import Reason
 from pgparity.models.migration_validation import KIND
 
 logger = logging.getLogger(__name__)
@@ -33,7 +42,7 @@ DEBOUNCE_SECONDS = 0.5
 
 def decide(shared: Runtime, me: Contender | None = None) -> dict[QueueKey, Decision]:
     """A decision for every waiting validation (and ``me``, which is about to ask)."""
-    busy, running = _running(shared.views.jobs, shared)
+    occupancy = _occupancy(shared.views.jobs, shared)
     contenders = {
         entry.key: Contender(entry.key, entry.clone)
         for entry in values(shared.views.queue)
@@ -43,17 +52,17 @@ def decide(shared: Runtime, me: Contender | None = None) -> dict[QueueKey, Decis
     }
     if me is not None:
         contenders[me.key] = me
-    return admit(contenders.values(), busy, running, options().max_concurrent_jobs)
+    return admit(
+        contenders.values(), occupancy.busy, occupancy.running, options().max_concurrent_jobs
+    )
 
 
 def running_jobs(shared: Runtime) -> int:
-    return _running(shared.views.jobs, shared)[1]
+    return _occupancy(shared.views.jobs, shared).running
 
 
-def _running(
-    jobs: kopf.Index[Ref, JobView], shared: Runtime
-) -> tuple[dict[tuple[str, str], str], int]:
-    """(namespace, clone) → the validation running there, and how many Jobs run."""
+def _occupancy(jobs: kopf.Index[Ref, JobView], shared: Runtime) -> Occupancy:
+    """The Jobs the index lists, and those this process started that it does not list yet."""
     busy: dict[tuple[str, str], str] = {}
     listed: set[tuple[str, str, str]] = set()
     running = 0
@@ -63,13 +72,13 @@ def _running(
             if job.outcome is None:
                 busy[(namespace, job.clone)] = validation
                 running += 1
-    for (namespace, validation), (clone, key) in list(shared.started.items()):
-        if (namespace, validation, key) in listed:  # the index caught up
+    for (namespace, validation), started in list(shared.started.items()):
+        if (namespace, validation, started.key_label) in listed:  # the index caught up
             del shared.started[(namespace, validation)]
             continue
-        busy[(namespace, clone)] = validation
+        busy[(namespace, started.clone)] = validation
         running += 1
-    return busy, running
+    return Occupancy(busy, running)
 
 
 def _stale(entry: QueueEntry, decision: Decision) -> bool:
@@ -77,8 +86,8 @@ def _stale(entry: QueueEntry, decision: Decision) -> bool:
     if decision.admission is Admission.START:
         return True
     if decision.admission is Admission.CLONE_BUSY:
-        return entry.reason != "CloneBusy"
-    return entry.reason != "Queued" or entry.position != decision.position
+        return entry.reason != Reason.CLONE_BUSY
+    return entry.reason != Reason.QUEUED or entry.position != decision.position
 
 
 async def keep_queue(shared: Runtime) -> None:

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 from pgparity import metrics
 from pgparity.clonecheck import sample_clone
-from pgparity.errors import DatabaseError
-from pgparity.handlers.common import CallTimeoutError, Runtime, api, database, options
+from pgparity.errors import CallTimeoutError, DatabaseError, KubeError
+from pgparity.handlers.common import Runtime, api, database, options
 from pgparity.handlers.indexes import Ref
 from pgparity.kube import client as kube
 from pgparity.models.staging_clone import ClonePhase
@@ -25,10 +25,18 @@ from pgparity.models.staging_clone import ClonePhase
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class KnownDsn:
+    """A clone's DSN, and the Secret it was read from (read again when that changes)."""
+
+    secret: str
+    dsn: str
+
+
 @dataclass
 class Sampler:
     shared: Runtime
-    dsns: dict[Ref, tuple[str, str]] = field(default_factory=dict)  # ref -> (secret, dsn)
+    dsns: dict[Ref, KnownDsn] = field(default_factory=dict)
     sampled: set[Ref] = field(default_factory=set)
 
     def ready(self) -> dict[Ref, str]:
@@ -56,7 +64,7 @@ class Sampler:
                     return
                 about = ("sample", *ref)
                 sample = await database("sampling the clone", about, sample_clone, dsn)
-            except (DatabaseError, kube.KubeError, CallTimeoutError) as exc:
+            except (DatabaseError, KubeError, CallTimeoutError) as exc:
                 self.dsns.pop(ref, None)  # read the Secret again next time
                 logger.warning("cannot sample clone %s/%s: %s", *ref, exc)
                 return
@@ -69,11 +77,11 @@ class Sampler:
 
     async def dsn(self, ref: Ref, secret: str) -> str | None:
         known = self.dsns.get(ref)
-        if known is not None and known[0] == secret:
-            return known[1]
+        if known is not None and known.secret == secret:
+            return known.dsn
         dsn = await api(kube.secret_value, ref[0], secret, "dsn")
         if dsn:
-            self.dsns[ref] = (secret, dsn)
+            self.dsns[ref] = KnownDsn(secret, dsn)
         return dsn
 
 

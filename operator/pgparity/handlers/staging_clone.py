@@ -14,20 +14,19 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
 from typing import Any
 
 import kopf
 
 from pgparity import metrics
-from pgparity.clonecheck import CloneHealth, inspect_clone
-from pgparity.errors import SpecError
+from pgparity.clonecheck import inspect_clone
+from pgparity.errors import CallTimeoutError, PgparityError, SpecError
 from pgparity.handlers.common import (
-    CallTimeoutError,
     StatusWriter,
     announce,
     api,
     database,
+    handler_error,
     now,
     options,
     runtime,
@@ -35,33 +34,28 @@ from pgparity.handlers.common import (
 )
 from pgparity.kube import client as kube
 from pgparity.manifests.clone import CloneRef, build_clone_objects, names
-from pgparity.manifests.conditions import set_condition
-from pgparity.manifests.readiness import clone_conditions
+from pgparity.manifests.clone_status import (
+    FALSE,
+    TRUE,
+    UNKNOWN,
+    CloneObservation,
+    ConditionState,
+    clone_event_reason,
+    clone_status,
+    invalid_spec,
+    judge_health,
+)
 from pgparity.manifests.status import retry_delay
-from pgparity.models.common import GROUP, VERSION, Condition, ConditionStatus
+from pgparity.models.clone_health import CloneHealth
+from pgparity.models.common import GROUP, VERSION, Reason
 from pgparity.models.staging_clone import (
     KIND,
     PLURAL,
     ClonePhase,
-    DataSummary,
-    Endpoints,
     Provider,
     StagingCloneSpec,
     StagingCloneStatus,
 )
-
-TRUE, FALSE, UNKNOWN = ConditionStatus.TRUE, ConditionStatus.FALSE, ConditionStatus.UNKNOWN
-
-
-@dataclass(frozen=True)
-class Observed:
-    """What one tick found, condition by condition: (status, reason, message)."""
-
-    provisioned: tuple[ConditionStatus, str, str]
-    seeded: tuple[ConditionStatus, str, str]
-    streaming: tuple[ConditionStatus, str, str]
-    secret: str | None = None
-    health: CloneHealth | None = None
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
@@ -84,10 +78,11 @@ async def run_clone(
         while True:
             try:
                 ready = await _reconcile_once(body, CloneRef(name, namespace, uid), writer)
-            except (kube.KubeError, CallTimeoutError) as exc:
-                # The API server is slow or refuses: kopf runs this daemon again after the
-                # delay, and it continues from what exists; nothing is half-written.
-                raise kopf.TemporaryError(str(exc), delay=options().reconcile_seconds) from exc
+            except PgparityError as exc:
+                # The API server is slow or refuses, a call outlived its deadline: kopf runs
+                # this daemon again after the delay, and it continues from what exists;
+                # nothing is half-written.
+                raise handler_error(exc) from exc
             failures = 0 if ready else failures + 1
             await sleep_until_woken(
                 wake,
@@ -104,25 +99,26 @@ async def _reconcile_once(body: kopf.Body, clone: CloneRef, writer: StatusWriter
     generation = int(body.get("metadata", {}).get("generation") or 0)
     current = writer.current(body)
     previous = _parse_status(current)
-    spec: StagingCloneSpec | None = None
+    parameters: Mapping[str, str] | None = None
     try:
         spec = StagingCloneSpec.parse(dict(body.get("spec", {})))
     except SpecError as exc:
-        invalid = (UNKNOWN, "InvalidSpec", "")
-        observed = Observed((FALSE, "InvalidSpec", str(exc)), invalid, invalid)
+        observed = invalid_spec(str(exc))
     else:
         observed = await _observe(clone, spec)
-    new = _status(previous, observed, spec, generation).to_dict()
-    ready = new.get("phase") == ClonePhase.READY.value
+        parameters = spec.postgres.parameters
+    status = clone_status(previous, observed, parameters, now=now(), generation=generation)
+    new = status.to_dict()
+    ready = status.phase is ClonePhase.READY
     metrics.set_clone_ready(clone.namespace, clone.name, ready)
     if await writer.write(body, current, new):
         announce(
             body,
             current,
             new,
-            reason="Ready" if ready else _reason(new),
-            message=str(new.get("message") or ""),
-            warning=new.get("phase") == ClonePhase.FAILED.value,
+            reason=clone_event_reason(status),
+            message=status.message or "",
+            warning=status.phase is ClonePhase.FAILED,
         )
     return ready
 
@@ -134,22 +130,15 @@ def _parse_status(current: Mapping[str, Any]) -> StagingCloneStatus:
         return StagingCloneStatus()
 
 
-def _reason(status: Mapping[str, Any]) -> str:
-    for condition in status.get("conditions") or []:
-        if condition.get("status") != "True":
-            return str(condition.get("reason") or "NotReady")
-    return "NotReady"
-
-
-async def _observe(clone: CloneRef, spec: StagingCloneSpec) -> Observed:
+async def _observe(clone: CloneRef, spec: StagingCloneSpec) -> CloneObservation:
     if spec.provider is Provider.BUILTIN:
         return await _builtin(clone, spec)
     return await _external(clone, spec)
 
 
-async def _builtin(clone: CloneRef, spec: StagingCloneSpec) -> Observed:
+async def _builtin(clone: CloneRef, spec: StagingCloneSpec) -> CloneObservation:
     n = names(clone.name)
-    existing = await api(kube.get, "v1", "Secret", n["secret"], clone.namespace)
+    existing = await api(kube.get, "v1", "Secret", n.secret, clone.namespace)
     # A new password only for a new clone: the Secret, once made, is the source of truth.
     password = secrets.token_urlsafe(24) if existing is None else ""
     for body in build_clone_objects(
@@ -163,30 +152,32 @@ async def _builtin(clone: CloneRef, spec: StagingCloneSpec) -> Observed:
         if body["kind"] == "Secret" and existing is not None:
             continue
         await api(kube.create_missing, body)
-    provisioned = (
+    provisioned = ConditionState(
         TRUE,
-        "ObjectsCreated",
+        Reason.OBJECTS_CREATED,
         "StatefulSets, Services, Secret, ConfigMap and NetworkPolicy exist",
     )
-    primary = await _ready_replicas(clone.namespace, n["primary"])
-    replicas = await _ready_replicas(clone.namespace, n["replica"])
-    seeded = await _seed_state(clone.namespace, n["seed"], spec)
+    primary = await _ready_replicas(clone.namespace, n.primary)
+    replicas = await _ready_replicas(clone.namespace, n.replica)
+    seeded = await _seed_state(clone.namespace, n.seed, spec)
     if primary < 1:
-        return Observed(
+        return CloneObservation(
             provisioned,
             seeded,
-            (UNKNOWN, "PrimaryNotReady", "the primary's pod is not ready"),
-            n["secret"],
+            ConditionState(UNKNOWN, Reason.PRIMARY_NOT_READY, "the primary's pod is not ready"),
+            n.secret,
         )
     if replicas < spec.replicas:
-        return Observed(
+        return CloneObservation(
             provisioned,
             seeded,
-            (FALSE, "ReplicasNotReady", f"{replicas}/{spec.replicas} replica pods ready"),
-            n["secret"],
+            ConditionState(
+                FALSE, Reason.REPLICAS_NOT_READY, f"{replicas}/{spec.replicas} replica pods ready"
+            ),
+            n.secret,
         )
-    data = await api(kube.secret_data, clone.namespace, n["secret"]) or {}
-    return await _checked(clone, provisioned, seeded, n["secret"], data)
+    data = await api(kube.secret_data, clone.namespace, n.secret) or {}
+    return await _checked(clone, provisioned, seeded, n.secret, data)
 
 
 async def _ready_replicas(namespace: str, statefulset: str) -> int:
@@ -194,60 +185,52 @@ async def _ready_replicas(namespace: str, statefulset: str) -> int:
     return int(((found or {}).get("status") or {}).get("readyReplicas") or 0)
 
 
-async def _seed_state(
-    namespace: str, job_name: str, spec: StagingCloneSpec
-) -> tuple[ConditionStatus, str, str]:
+async def _seed_state(namespace: str, job_name: str, spec: StagingCloneSpec) -> ConditionState:
     if spec.source is None:
-        return TRUE, "NoSource", "nothing to seed"
+        return ConditionState(TRUE, Reason.NO_SOURCE, "nothing to seed")
     job = await api(kube.get, "batch/v1", "Job", job_name, namespace)
     for condition in ((job or {}).get("status") or {}).get("conditions") or []:
         if condition.get("status") == "True" and condition.get("type") == "Complete":
-            return TRUE, "SeedJobComplete", f"seeding Job {job_name} completed"
+            return ConditionState(
+                TRUE, Reason.SEED_JOB_COMPLETE, f"seeding Job {job_name} completed"
+            )
         if condition.get("status") == "True" and condition.get("type") == "Failed":
-            return FALSE, "SeedJobFailed", str(condition.get("message") or "seeding failed")
-    return UNKNOWN, "Seeding", f"seeding Job {job_name} is running"
+            return ConditionState(
+                FALSE, Reason.SEED_JOB_FAILED, str(condition.get("message") or "seeding failed")
+            )
+    return ConditionState(UNKNOWN, Reason.SEEDING, f"seeding Job {job_name} is running")
 
 
-async def _external(clone: CloneRef, spec: StagingCloneSpec) -> Observed:
+async def _external(clone: CloneRef, spec: StagingCloneSpec) -> CloneObservation:
     assert spec.external is not None
     secret = spec.external.secret_ref.name
     data = await api(kube.secret_data, clone.namespace, secret)
     if data is None or "dsn" not in data:
-        missing = (FALSE, "SecretNotFound", f"Secret {secret} with key dsn not found")
-        return Observed(
-            missing, (UNKNOWN, "SecretNotFound", ""), (UNKNOWN, "SecretNotFound", ""), secret
+        missing = ConditionState(
+            FALSE, Reason.SECRET_NOT_FOUND, f"Secret {secret} with key dsn not found"
         )
-    provisioned = (TRUE, "External", f"an existing database named by Secret {secret}")
-    seeded = (TRUE, "External", "the external database holds its own data")
+        return CloneObservation(
+            missing,
+            ConditionState(UNKNOWN, Reason.SECRET_NOT_FOUND, ""),
+            ConditionState(UNKNOWN, Reason.SECRET_NOT_FOUND, ""),
+            secret,
+        )
+    provisioned = ConditionState(
+        TRUE, Reason.EXTERNAL, f"an existing database named by Secret {secret}"
+    )
+    seeded = ConditionState(TRUE, Reason.EXTERNAL, "the external database holds its own data")
     return await _checked(clone, provisioned, seeded, secret, data)
 
 
 async def _checked(
     clone: CloneRef,
-    provisioned: tuple[ConditionStatus, str, str],
-    seeded: tuple[ConditionStatus, str, str],
+    provisioned: ConditionState,
+    seeded: ConditionState,
     secret: str,
     data: Mapping[str, str],
-) -> Observed:
+) -> CloneObservation:
     health = await _inspect(clone, data.get("dsn") or "", data.get("replicaDsn"))
-    if not health.reachable or not health.marked:  # unreachable, or maybe production
-        return Observed(
-            (FALSE, health.reason, health.message),
-            seeded,
-            (UNKNOWN, health.reason, health.message),
-            secret,
-            health,
-        )
-    if health.seed_state not in (None, "complete"):
-        seeded = (FALSE, "SeedIncomplete", f"pgparity.seed_state is {health.seed_state}")
-    streaming = (
-        TRUE if health.replica_ok else FALSE,
-        "Streaming" if health.replica_ok else health.reason,
-        f"{health.streaming_replicas} replica(s) streaming"
-        if health.replica_ok
-        else health.message,
-    )
-    return Observed(provisioned, seeded, streaming, secret, health)
+    return judge_health(provisioned, seeded, secret, health)
 
 
 async def _inspect(clone: CloneRef, dsn: str, replica_dsn: str | None) -> CloneHealth:
@@ -255,76 +238,7 @@ async def _inspect(clone: CloneRef, dsn: str, replica_dsn: str | None) -> CloneH
     try:
         return await database("the clone check", about, inspect_clone, dsn, replica_dsn)
     except CallTimeoutError as exc:
-        return CloneHealth(reachable=False, reason="CheckTimedOut", message=str(exc))
-
-
-def _status(
-    previous: StagingCloneStatus, observed: Observed, spec: StagingCloneSpec | None, generation: int
-) -> StagingCloneStatus:
-    at = now()
-    conditions: tuple[Condition, ...] = previous.conditions
-    for type_, (state, reason, message) in (
-        ("Provisioned", observed.provisioned),
-        ("Seeded", observed.seeded),
-        ("ReplicaStreaming", observed.streaming),
-    ):
-        conditions = set_condition(
-            conditions, type_, state, reason or "Unknown", message, at, generation
-        )
-    parts = (observed.provisioned, observed.seeded, observed.streaming)
-    ready = all(state is TRUE for state, _, _ in parts)
-    blocking = next(
-        ((reason, message) for state, reason, message in parts if state is not TRUE),
-        ("Ready", "primary and replicas streaming"),
-    )
-    conditions = set_condition(
-        conditions,
-        "Ready",
-        TRUE if ready else FALSE,
-        "Ready" if ready else blocking[0] or "NotReady",
-        blocking[1],
-        at,
-        generation,
-    )
-    health = observed.health
-    status = replace(
-        previous,
-        phase=_phase(observed, ready),
-        conditions=conditions,
-        endpoints=_endpoints(observed),
-        schema_digest=health.digest if health and health.digest else previous.schema_digest,
-        schema_digest_short=(health.digest or "")[7:19]
-        if health and health.digest
-        else previous.schema_digest_short,
-        data=DataSummary(tables=health.tables, rows=health.rows, bytes=health.bytes)
-        if health and health.marked
-        else previous.data,
-        replicas_ready=health.streaming_replicas if health else 0,
-        parameters=dict(spec.postgres.parameters) if spec else {},
-        message=blocking[1] if not ready else "ready",
-        observed_generation=generation,
-    )
-    return replace(status, conditions=clone_conditions(status, at, generation))
-
-
-def _phase(observed: Observed, ready: bool) -> ClonePhase:
-    if ready:
-        return ClonePhase.READY
-    if observed.provisioned[1] == "InvalidSpec" or (
-        observed.seeded[0] is FALSE and observed.seeded[1] == "SeedJobFailed"
-    ):
-        return ClonePhase.FAILED
-    if observed.provisioned[0] is not TRUE:
-        return ClonePhase.PROVISIONING
-    if observed.seeded[0] is not TRUE:
-        return ClonePhase.SEEDING
-    return ClonePhase.PROVISIONING
-
-
-def _endpoints(observed: Observed) -> Endpoints | None:
-    if observed.secret is None:
-        return None
-    return Endpoints(secret_name=observed.secret)
+        return CloneHealth(reachable=False, reason=Reason.CHECK_TIMED_OUT, message=str(exc))
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)

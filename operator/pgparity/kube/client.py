@@ -23,16 +23,9 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 from urllib3.exceptions import HTTPError
 
-from pgparity.errors import PgparityError
+from pgparity.errors import KubeError
 
-
-class KubeError(PgparityError):
-    """The API server refused a request or could not be reached."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-
+__all__ = ["KubeError"]  # re-exported: callers of the client catch it from here too
 
 _lock = threading.Lock()
 # (request timeout in seconds, connections kept per host): see configure().
@@ -70,7 +63,7 @@ def _dynamic() -> DynamicClient:
                     config_file=os.environ.get("KUBECONFIG"), client_configuration=configuration
                 )
         except (config.ConfigException, OSError) as exc:
-            raise KubeError(f"no Kubernetes configuration: {exc}") from None
+            raise KubeError(f"no Kubernetes configuration: {exc}") from exc
         # One pooled connection per calling thread, not urllib3's default of 10 per host; no
         # retries inside a request (urllib3 would try 4 times, each up to the timeout): the
         # handlers try again later, with the object's state read afresh.
@@ -98,9 +91,11 @@ def _call(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return fn(*args, **kwargs)
     except ApiException as exc:
+        # Not chained: the exception's text carries the response's headers and body, which
+        # may echo an object's data (a Secret's).
         raise KubeError(f"{what}: {exc.status} {exc.reason}: {_message(exc)}", exc.status) from None
     except (HTTPError, OSError) as exc:
-        raise KubeError(f"{what}: cannot reach the API server: {exc}") from None
+        raise KubeError(f"{what}: cannot reach the API server: {exc}") from exc
 
 
 def _message(exc: ApiException) -> str:
@@ -113,8 +108,8 @@ def _message(exc: ApiException) -> str:
 def _resource(api_version: str, kind: str) -> Any:
     try:
         return _call(f"discovering {kind}", _discover, api_version, kind)
-    except ResourceNotFoundError:
-        raise KubeError(f"the API server does not serve {api_version} {kind}") from None
+    except ResourceNotFoundError as exc:
+        raise KubeError(f"the API server does not serve {api_version} {kind}") from exc
 
 
 def _discover(api_version: str, kind: str) -> Any:

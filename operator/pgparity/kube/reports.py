@@ -9,7 +9,8 @@ from __future__ import annotations
 import base64
 import gzip
 
-from pgparity.kube.client import KubeError, get, patch_merge
+from pgparity.errors import KubeError
+from pgparity.kube.client import get, patch_merge
 
 REPORT_KEY = "report.json"
 COMPRESSED_KEY = "report.json.gz"

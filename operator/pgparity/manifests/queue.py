@@ -25,6 +25,23 @@ class QueueKey:
 
 
 @dataclass(frozen=True)
+class StartedJob:
+    """A validation Job this process created, which the Job index may not show yet."""
+
+    clone: str
+    key_label: str  # the validation key as the Job's label holds it (63 characters)
+
+
+@dataclass(frozen=True)
+class Occupancy:
+    """Which clones a validation Job runs on ((namespace, clone) → validation), and how many
+    validation Jobs run."""
+
+    busy: Mapping[tuple[str, str], str]
+    running: int
+
+
+@dataclass(frozen=True)
 class Contender:
     """A validation that is ready to run (its clone is Ready) but has no Job yet."""
 

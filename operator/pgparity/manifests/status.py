@@ -6,13 +6,12 @@ the next status. A condition keeps its ``lastTransitionTime`` while its status d
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import replace
 
 from pgparity.manifests.conditions import set_condition
 from pgparity.manifests.readiness import validation_conditions
-from pgparity.models.common import Condition, ConditionStatus
+from pgparity.models.common import Condition, ConditionStatus, Reason
 from pgparity.models.migration_validation import (
     FindingSummary,
     LockSummary,
@@ -23,8 +22,11 @@ from pgparity.models.migration_validation import (
     ValidationPhase,
 )
 from pgparity.models.report import (
+    Observed,
+    Rule,
     ValidationReport,
     Verdict,
+    condition_reason,
     confirmed_first,
     lint_summary,
 )
@@ -38,10 +40,10 @@ MAX_FINDINGS = 50
 SQL_WIDTH = 200
 
 # Which findings decide which condition (anything else that is an error fails the dry-run).
-DRIFT_RULES = {"schema-drift"}
-LOCK_RULES = {"lock-wait-budget", "blocked-sessions-budget"}
-LAG_RULES = {"replication-lag-budget"}
-PLAN_RULES = {"plan-expectation"}
+DRIFT_RULES: set[str] = {Rule.SCHEMA_DRIFT}
+LOCK_RULES: set[str] = {Rule.LOCK_WAIT_BUDGET, Rule.BLOCKED_SESSIONS_BUDGET}
+LAG_RULES: set[str] = {Rule.REPLICATION_LAG_BUDGET}
+PLAN_RULES: set[str] = {Rule.PLAN_EXPECTATION}
 
 
 def retry_delay(failures: int, resync_seconds: float) -> float:
@@ -50,17 +52,13 @@ def retry_delay(failures: int, resync_seconds: float) -> float:
     return min(first * 2.0 ** min(max(failures, 1) - 1, 16), MAX_RETRY_SECONDS)
 
 
-def camel(rule: str) -> str:
-    """``lock-timeout`` → ``LockTimeout`` (a condition reason)."""
-    return "".join(part.capitalize() for part in re.split(r"[^a-zA-Z0-9]+", rule) if part)
-
-
 def report_conditions(
     report: ValidationReport, previous: Sequence[Condition], now: str, generation: int
 ) -> tuple[Condition, ...]:
     errors = report.errors
     rules = {f.rule for f in errors}
     conditions = tuple(previous)
+    seen = report.observations.observed or Observed()
 
     def judge(type_: str, failing: set[str], ok_reason: str, ok_message: str) -> None:
         nonlocal conditions
@@ -70,7 +68,7 @@ def report_conditions(
                 conditions,
                 type_,
                 ConditionStatus.FALSE,
-                camel(bad[0].rule),
+                condition_reason(bad[0].rule),
                 bad[0].message,
                 now,
                 generation,
@@ -83,44 +81,50 @@ def report_conditions(
     judge(
         "DriftChecked",
         DRIFT_RULES,
-        "SchemaAsExpected",
+        Reason.SCHEMA_AS_EXPECTED,
         f"schema digest {report.target.digest_before or 'not read'}",
     )
     judge(
         "DryRunSucceeded",
         rules - DRIFT_RULES - LOCK_RULES - LAG_RULES - PLAN_RULES,
-        "DryRunSucceeded",
+        Reason.DRY_RUN_SUCCEEDED,
         "every statement ran and the schema came back unchanged",
     )
     judge(
         "LocksWithinBudget",
         LOCK_RULES,
-        "WithinBudget",
-        f"longest lock wait {report.observations.get('max_lock_wait_seconds', 0.0)} s",
+        Reason.WITHIN_BUDGET,
+        f"longest lock wait {_rounded(seen.max_lock_wait_seconds)} s",
     )
     judge(
         "ReplicationLagWithinBudget",
         LAG_RULES,
-        "WithinBudget",
-        f"largest lag {report.observations.get('max_replication_lag_bytes', 0)} bytes",
+        Reason.WITHIN_BUDGET,
+        f"largest lag {seen.max_replication_lag_bytes} bytes",
     )
-    judge("PlansAsExpected", PLAN_RULES, "PlansAsExpected", _plan_message(report))
+    judge("PlansAsExpected", PLAN_RULES, Reason.PLANS_AS_EXPECTED, _plan_message(report))
     validated = report.verdict is Verdict.VALIDATED
     summary = errors[0].message if errors else f"{len(report.warnings)} warnings"
     return set_condition(
         conditions,
         "Validated",
         ConditionStatus.TRUE if validated else ConditionStatus.FALSE,
-        "Validated" if validated else "Rejected",
+        Reason.VALIDATED if validated else Reason.REJECTED,
         summary,
         now,
         generation,
     )
 
 
+def _rounded(seconds: float | None) -> float | None:
+    """As the report writes it (to the millisecond's thousandth)."""
+    return None if seconds is None else round(seconds, 3)
+
+
 def _plan_message(report: ValidationReport) -> str:
-    plans = report.observations.get("plans") or []
-    changed = [p["name"] for p in plans if p.get("changed")]
+    seen = report.observations.observed
+    plans = seen.plans if seen is not None else ()
+    changed = [p.name for p in plans if p.changed]
     if not plans:
         return "no queries to explain"
     return f"plans changed: {', '.join(changed)}" if changed else "no plan changed"
@@ -154,15 +158,15 @@ def statement_summaries(report: ValidationReport) -> tuple[StatementSummary, ...
 
 
 def report_maxima(report: ValidationReport) -> Maxima:
-    seen = report.observations
+    seen = report.observations.observed or Observed()
     # A quantity the observer could not observe is null in the report; the status keeps its
     # numeric shape, and the report's observation_gaps (and the findings) say what is unknown.
     return Maxima(
-        lock_wait_seconds=float(seen.get("max_lock_wait_seconds") or 0.0),
-        lock_hold_seconds=float(seen.get("max_lock_hold_ms") or 0.0) / 1000,
-        blocked_sessions=int(seen.get("max_blocked_sessions") or 0),
-        replication_lag_bytes=int(seen.get("max_replication_lag_bytes") or 0),
-        replication_lag_seconds=float(seen.get("max_replication_lag_seconds") or 0.0),
+        lock_wait_seconds=_rounded(seen.max_lock_wait_seconds) or 0.0,
+        lock_hold_seconds=round(report.observations.max_lock_hold_ms, 3) / 1000,
+        blocked_sessions=seen.max_blocked_sessions or 0,
+        replication_lag_bytes=seen.max_replication_lag_bytes or 0,
+        replication_lag_seconds=_rounded(seen.max_replication_lag_seconds) or 0.0,
     )
 
 
@@ -170,7 +174,10 @@ def finding_summaries(report: ValidationReport) -> tuple[FindingSummary, ...]:
     ordered = confirmed_first(report.findings)  # confirmed by the trace, then errors
     return tuple(
         FindingSummary(
-            rule=f.rule, severity=f.severity.value, message=f.message[:1024], statement=f.statement
+            rule=str(f.rule),
+            severity=f.severity.value,
+            message=f.message[:1024],
+            statement=f.statement,
         )
         for f in ordered[:MAX_FINDINGS]
     )

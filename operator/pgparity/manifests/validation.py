@@ -76,13 +76,23 @@ def validation_key(spec: MigrationValidationSpec, inputs: ValidationInputs) -> s
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def names(validation: str, key: str) -> dict[str, str]:
-    return {
-        "inputs": child_name(validation, "inputs"),
-        "report": child_name(validation, "report"),
-        "account": child_name(validation, "validator"),
-        "job": child_name(validation, key[:10]),
-    }
+@dataclass(frozen=True)
+class ValidationNames:
+    """The names of a validation's objects (its Job's carries the key's first 10 digits)."""
+
+    inputs: str
+    report: str
+    account: str
+    job: str
+
+
+def names(validation: str, key: str) -> ValidationNames:
+    return ValidationNames(
+        inputs=child_name(validation, "inputs"),
+        report=child_name(validation, "report"),
+        account=child_name(validation, "validator"),
+        job=child_name(validation, key[:10]),
+    )
 
 
 def _labels(ref: ValidationRef, clone: str, key: str) -> dict[str, str]:
@@ -106,7 +116,7 @@ def build_inputs(
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": metadata(
-            names(ref.name, key)["inputs"],
+            names(ref.name, key).inputs,
             ref.namespace,
             ref.owner,
             _labels(ref, inputs.clone, key),
@@ -121,7 +131,7 @@ def build_report_holder(ref: ValidationRef, clone: str, key: str) -> dict[str, A
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": metadata(
-            names(ref.name, key)["report"], ref.namespace, ref.owner, _labels(ref, clone, key)
+            names(ref.name, key).report, ref.namespace, ref.owner, _labels(ref, clone, key)
         ),
         "data": {},
     }
@@ -135,17 +145,17 @@ def build_job_access(ref: ValidationRef, clone: str, key: str) -> list[dict[str,
         {
             "apiVersion": "v1",
             "kind": "ServiceAccount",
-            "metadata": metadata(n["account"], ref.namespace, ref.owner, lab),
+            "metadata": metadata(n.account, ref.namespace, ref.owner, lab),
         },
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "Role",
-            "metadata": metadata(n["account"], ref.namespace, ref.owner, lab),
+            "metadata": metadata(n.account, ref.namespace, ref.owner, lab),
             "rules": [
                 {
                     "apiGroups": [""],
                     "resources": ["configmaps"],
-                    "resourceNames": [n["report"]],
+                    "resourceNames": [n.report],
                     "verbs": ["get", "patch", "update"],
                 }
             ],
@@ -153,15 +163,13 @@ def build_job_access(ref: ValidationRef, clone: str, key: str) -> list[dict[str,
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "RoleBinding",
-            "metadata": metadata(n["account"], ref.namespace, ref.owner, lab),
+            "metadata": metadata(n.account, ref.namespace, ref.owner, lab),
             "roleRef": {
                 "apiGroup": "rbac.authorization.k8s.io",
                 "kind": "Role",
-                "name": n["account"],
+                "name": n.account,
             },
-            "subjects": [
-                {"kind": "ServiceAccount", "name": n["account"], "namespace": ref.namespace}
-            ],
+            "subjects": [{"kind": "ServiceAccount", "name": n.account, "namespace": ref.namespace}],
         },
     ]
 
@@ -239,7 +247,7 @@ def build_job(
     container = {
         "name": "validate",
         "image": image,
-        "command": validate_command(spec, inputs, n["report"]),
+        "command": validate_command(spec, inputs, n.report),
         "env": [
             {"name": "PGPARITY_DSN", "valueFrom": {"secretKeyRef": {"name": secret, "key": "dsn"}}},
             {
@@ -266,7 +274,7 @@ def build_job(
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": metadata(n["job"], ref.namespace, ref.owner, lab),
+        "metadata": metadata(n.job, ref.namespace, ref.owner, lab),
         "spec": {
             "backoffLimit": 0,
             "activeDeadlineSeconds": spec.deadline_seconds,
@@ -274,11 +282,11 @@ def build_job(
                 "metadata": {"labels": lab},
                 "spec": {
                     "restartPolicy": "Never",
-                    "serviceAccountName": n["account"],
+                    "serviceAccountName": n.account,
                     "securityContext": restricted_pod(),
                     "containers": [container],
                     "volumes": [
-                        {"name": "inputs", "configMap": {"name": n["inputs"]}},
+                        {"name": "inputs", "configMap": {"name": n.inputs}},
                         tmp_volume(),
                     ],
                 },

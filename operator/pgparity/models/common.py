@@ -24,6 +24,55 @@ class ConditionStatus(StrEnum):
     UNKNOWN = "Unknown"
 
 
+class Reason(StrEnum):
+    """The condition reasons pgparity sets (CamelCase, as the API conventions ask).
+
+    Others are derived: a finding's rule (``Rule.reason``: ``LockWaitBudget``), a failed Job's
+    condition (``Job`` + Kubernetes' reason: ``JobDeadlineExceeded``).
+    """
+
+    # MigrationValidation
+    INVALID_SPEC = "InvalidSpec"
+    CLONE_NOT_FOUND = "CloneNotFound"
+    CLONE_NOT_READY = "CloneNotReady"
+    CLONE_BUSY = "CloneBusy"
+    QUEUED = "Queued"
+    MIGRATION_NOT_FOUND = "MigrationNotFound"
+    INVALID_MIGRATION = "InvalidMigration"
+    WORKLOAD_NOT_FOUND = "WorkloadNotFound"
+    JOB_CREATED = "JobCreated"
+    JOB_RUNNING = "JobRunning"
+    REPORT_UNREADABLE = "ReportUnreadable"
+    SCHEMA_AS_EXPECTED = "SchemaAsExpected"
+    DRY_RUN_SUCCEEDED = "DryRunSucceeded"
+    WITHIN_BUDGET = "WithinBudget"
+    PLANS_AS_EXPECTED = "PlansAsExpected"
+    VALIDATED = "Validated"
+    REJECTED = "Rejected"
+    # StagingClone
+    OBJECTS_CREATED = "ObjectsCreated"
+    EXTERNAL = "External"
+    PRIMARY_NOT_READY = "PrimaryNotReady"
+    REPLICAS_NOT_READY = "ReplicasNotReady"
+    SECRET_NOT_FOUND = "SecretNotFound"  # noqa: S105 (a reason, not a password)
+    NO_SOURCE = "NoSource"
+    SEEDING = "Seeding"
+    SEED_JOB_COMPLETE = "SeedJobComplete"
+    SEED_JOB_FAILED = "SeedJobFailed"
+    SEED_INCOMPLETE = "SeedIncomplete"
+    UNREACHABLE = "Unreachable"
+    CHECK_TIMED_OUT = "CheckTimedOut"
+    NOT_A_PRIMARY = "NotAPrimary"
+    NOT_A_CLONE = "NotAClone"
+    NO_STREAMING_REPLICA = "NoStreamingReplica"
+    NO_REPLICA_DSN = "NoReplicaDsn"
+    REPLICA_NOT_STREAMING = "ReplicaNotStreaming"
+    STREAMING = "Streaming"
+    READY = "Ready"
+    NOT_READY = "NotReady"
+    UNKNOWN = "Unknown"
+
+
 @dataclass(frozen=True)
 class LocalObjectRef:
     """A reference to an object in the same namespace."""
@@ -45,7 +94,7 @@ class Condition:
 
     type: str
     status: ConditionStatus
-    reason: str
+    reason: str  # a Reason, or one derived from a rule or a Job (see Reason)
     message: str
     last_transition_time: str
     observed_generation: int | None = None

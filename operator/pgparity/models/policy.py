@@ -146,8 +146,8 @@ def _table(doc: Any, path: str) -> TableRule:
     rows_text = doc.get("rows", RowsMode.ALL.value)
     try:
         rows = RowsMode(str(rows_text))
-    except ValueError:
-        raise SpecError(f"{path}.rows", "must be all or none") from None
+    except ValueError as exc:
+        raise SpecError(f"{path}.rows", "must be all or none") from exc
     columns = doc.get("columns", {})
     if not isinstance(columns, Mapping) or (not columns and rows is RowsMode.ALL):
         raise SpecError(f"{path}.columns", "must map every column to keep or a transform")

@@ -1,21 +1,34 @@
 """The validation report: the versioned contract between the engine, the CLI and the operator.
 
-``ValidationReport.to_dict()`` produces the JSON documented in DESIGN.md (version 1);
-``ValidationReport.parse()`` reads it back (the operator reads reports written by Jobs), naming
-the bad field path when a document does not match. Fields may be added; none may be renamed.
+Typed end to end — statements, observations, traffic, plans, findings, side effects — and
+written by the one codec (``models.codec``, style ``REPORT``: the JSON documented in DESIGN.md,
+version 1, its keys in the order that version has always had). ``ValidationReport.parse()``
+reads it back (the operator reads reports written by Jobs), naming the bad field path when a
+document does not match. Fields may be added; none may be renamed.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from pgparity.errors import SpecError
-from pgparity.models.reader import Reader
+from pgparity.models.codec import (
+    INLINE,
+    OMIT_NONE,
+    REPORT,
+    REPORT_RULES,
+    SKIP,
+    decode,
+    encode,
+    rounded,
+)
 
 REPORT_VERSION = 1
+MS = rounded(3)  # durations and sizes of time are written to the microsecond
 
 
 class Verdict(StrEnum):
@@ -28,6 +41,45 @@ class Severity(StrEnum):
     WARNING = "warning"
 
 
+class Rule(StrEnum):
+    """What a finding is about; the values are the report's ``rule`` strings."""
+
+    SYNTAX_ERROR = "syntax-error"
+    TRANSACTION_CONTROL = "transaction-control"
+    NON_TRANSACTIONAL_IN_TRANSACTION = "non-transactional-in-transaction"
+    SIDE_EFFECT = "side-effect"
+    LEXER_SETTING = "lexer-setting"
+    LEXER_SETTING_CHANGED = "lexer-setting-changed"
+    SIDE_EFFECT_LEFT = "side-effect-left"
+    SCHEMA_DRIFT = "schema-drift"
+    SEED_INCOMPLETE = "seed-incomplete"
+    LOCK_TIMEOUT = "lock-timeout"
+    STATEMENT_TIMEOUT = "statement-timeout"
+    DEADLOCK = "deadlock"
+    MIGRATION_ERROR = "migration-error"
+    DIGEST_MISMATCH = "digest-mismatch"
+    INVALID_INDEX = "invalid-index"
+    COMPENSATION_FAILED = "compensation-failed"
+    COMPENSATION_INCOMPLETE = "compensation-incomplete"
+    LOCK_WAIT_BUDGET = "lock-wait-budget"
+    BLOCKED_SESSIONS_BUDGET = "blocked-sessions-budget"
+    REPLICATION_LAG_BUDGET = "replication-lag-budget"
+    OBSERVATION_INCOMPLETE = "observation-incomplete"
+    PLAN_EXPECTATION = "plan-expectation"
+    PLAN_CHANGED = "plan-changed"
+    BLOCKING_LOCK = "blocking-lock"
+    SESSIONS_BLOCKED = "sessions-blocked"
+    TRAFFIC_ERRORS = "traffic-errors"
+    TABLE_REWRITE = "table-rewrite"
+    NOT_IDEMPOTENT = "not-idempotent"
+    NOT_EXECUTED = "not-executed"
+
+
+def condition_reason(rule: str) -> str:
+    """A finding's rule as a condition reason: ``lock-timeout`` → ``LockTimeout``."""
+    return "".join(part.capitalize() for part in re.split(r"[^a-zA-Z0-9]+", rule) if part)
+
+
 class Phase(StrEnum):
     """Where a statement ran: inside the rolled-back transaction, or on its own."""
 
@@ -35,37 +87,56 @@ class Phase(StrEnum):
     OUTSIDE_TRANSACTION = "outside-transaction"
 
 
+class NotExecuted(StrEnum):
+    """Why a statement did not run, where the reason is one of a few (the report's
+    ``not_executed_reason``; a refused statement says in its own words why)."""
+
+    REJECTED_BEFORE_EXECUTION = "the migration was rejected before execution"
+    EARLIER_FAILED = "an earlier statement failed"
+    RUN_STOPPED = "the run stopped at an earlier statement"
+    TRANSACTIONAL_PART_FAILED = "the transactional part of the migration failed"
+    CLUSTER_LEVEL = (
+        "cluster-level statement: pgparity rehearses changes to the database's schema only"
+    )
+    NOT_A_CLONE = (
+        "the target is not a pgparity clone, and statements that cannot be rolled back run "
+        "only on clones"
+    )
+    DEPENDS_ON_MIGRATION = (
+        "it depends on objects created or changed by earlier statements of this migration, "
+        "which the dry-run rolled back"
+    )
+
+
+class _Document:
+    """``to_dict()``: the model as the report writes it."""
+
+    def to_dict(self) -> dict[str, Any]:
+        document: dict[str, Any] = encode(self, REPORT)
+        return document
+
+
 @dataclass(frozen=True)
-class LockRecord:
+class LockRecord(_Document):
     """A lock a statement newly acquired, by pg_locks' mode name."""
+
+    JSON_ORDER: ClassVar[tuple[str, ...]] = ("relation", "mode", "locktype", "relkind")
 
     relation: str
     mode: str
     locktype: str = "relation"
-    held_ms: float | None = None
+    held_ms: float | None = field(default=None, metadata=MS)
     relkind: str | None = None  # pg_class.relkind: r table, p partitioned, i index, …
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "relation": self.relation,
-            "mode": self.mode,
-            "locktype": self.locktype,
-            "relkind": self.relkind,
-            "held_ms": _round(self.held_ms),
-        }
 
 
 @dataclass(frozen=True)
-class StatementError:
+class StatementError(_Document):
     sqlstate: str | None
     message: str
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"sqlstate": self.sqlstate, "message": self.message}
-
 
 @dataclass(frozen=True)
-class BlockingEdge:
+class BlockingEdge(_Document):
     """Sessions of one kind (``waiter``) waited for a lock held or queued by ``blocker``."""
 
     waiter: str
@@ -73,80 +144,41 @@ class BlockingEdge:
     relation: str | None
     mode: str | None
     sessions: int
-    max_wait_seconds: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "waiter": self.waiter,
-            "blocker": self.blocker,
-            "relation": self.relation,
-            "mode": self.mode,
-            "sessions": self.sessions,
-            "max_wait_seconds": round(self.max_wait_seconds, 3),
-        }
+    max_wait_seconds: float = field(default=0.0, metadata=MS)
 
 
 @dataclass(frozen=True)
-class StatementObservation:
+class StatementObservation(_Document):
     """What other sessions and the replica went through while one statement ran.
 
     None is "could not be observed" (the report's ``observation_gaps`` say why), never 0.
     """
 
     max_blocked_sessions: int | None = 0
-    max_lock_wait_seconds: float | None = 0.0
-    own_lock_wait_seconds: float | None = 0.0
+    max_lock_wait_seconds: float | None = field(default=0.0, metadata=MS)
+    own_lock_wait_seconds: float | None = field(default=0.0, metadata=MS)
     max_replication_lag_bytes: int | None = 0
-    max_replication_lag_seconds: float | None = 0.0
+    max_replication_lag_seconds: float | None = field(default=0.0, metadata=MS)
     blocking: tuple[BlockingEdge, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "max_blocked_sessions": self.max_blocked_sessions,
-            "max_lock_wait_seconds": _round(self.max_lock_wait_seconds),
-            "own_lock_wait_seconds": _round(self.own_lock_wait_seconds),
-            "max_replication_lag_bytes": self.max_replication_lag_bytes,
-            "max_replication_lag_seconds": _round(self.max_replication_lag_seconds),
-            "blocking": [edge.to_dict() for edge in self.blocking],
-        }
 
 
 @dataclass(frozen=True)
-class StatementResult:
+class StatementResult(_Document):
     index: int
     line: int
     sql: str
     transactional: bool
     executed: bool
-    duration_ms: float | None = None
+    duration_ms: float | None = field(default=None, metadata=MS)
     wal_bytes: int | None = None
     locks: tuple[LockRecord, ...] = ()
     rewrites: tuple[str, ...] = ()
     error: StatementError | None = None
     phase: Phase = Phase.TRANSACTION
-    not_executed_reason: str | None = None
+    not_executed_reason: str | None = None  # a NotExecuted, or a refusal in its own words
     settings_in_effect: Mapping[str, str] = field(default_factory=dict)
     compensation: tuple[str, ...] = ()
     observed: StatementObservation | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "index": self.index,
-            "line": self.line,
-            "sql": self.sql,
-            "transactional": self.transactional,
-            "executed": self.executed,
-            "duration_ms": _round(self.duration_ms),
-            "wal_bytes": self.wal_bytes,
-            "locks": [lock.to_dict() for lock in self.locks],
-            "rewrites": list(self.rewrites),
-            "error": self.error.to_dict() if self.error else None,
-            "phase": self.phase.value,
-            "not_executed_reason": self.not_executed_reason,
-            "settings_in_effect": dict(self.settings_in_effect),
-            "compensation": list(self.compensation),
-            "observed": self.observed.to_dict() if self.observed else None,
-        }
 
 
 class Judgement(StrEnum):
@@ -159,58 +191,54 @@ class Judgement(StrEnum):
 
 
 @dataclass(frozen=True)
-class Finding:
+class Finding(_Document):
+    JSON_ORDER: ClassVar[tuple[str, ...]] = ("rule", "severity", "statement", "line")
+
+    # A Rule (the engine's findings) or a lint rule's name (lint.catalog.Rule), both StrEnums
+    # whose values are the report's strings; a report read back holds the string.
     rule: str
     severity: Severity
     message: str
     statement: int | None = None
     line: int | None = None
-    judgement: Judgement | None = None  # set on findings that come from a lint rule
-
-    def to_dict(self) -> dict[str, Any]:
-        entry: dict[str, Any] = {
-            "rule": self.rule,
-            "severity": self.severity.value,
-            "statement": self.statement,
-            "line": self.line,
-            "message": self.message,
-        }
-        if self.judgement is not None:  # only findings that come from a lint rule have one
-            entry["judgement"] = self.judgement.value
-        return entry
+    # Set on findings that come from a lint rule (and only written there).
+    judgement: Judgement | None = field(default=None, metadata=OMIT_NONE)
 
 
 @dataclass(frozen=True)
-class TraceEvidence:
+class TraceEvidence(_Document):
     """What the trace saw of the relation a static finding is about."""
 
     relation: str | None
     mode: str | None = None  # the strongest lock the statement took on it (pg_locks' name)
     rows: int | None = None  # pg_class.reltuples before the migration (None: unknown)
-    held_ms: float | None = None  # until the transaction ended
-    statement_ms: float | None = None  # of that, the statement's own work under the lock
+    held_ms: float | None = field(default=None, metadata=MS)  # until the transaction ended
+    # Of that, the statement's own work under the lock.
+    statement_ms: float | None = field(default=None, metadata=MS)
     blocked_sessions: int | None = None
     rewritten: bool = False
     created: bool = False  # created by the migration itself
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "relation": self.relation,
-            "mode": self.mode,
-            "rows": self.rows,
-            "held_ms": _round(self.held_ms),
-            "statement_ms": _round(self.statement_ms),
-            "blocked_sessions": self.blocked_sessions,
-            "rewritten": self.rewritten,
-            "created": self.created,
-        }
-
 
 @dataclass(frozen=True)
-class StaticFinding:
+class StaticFinding(_Document):
     """A lint finding on the migration, with what the trace saw and its judgement."""
 
-    rule: str
+    JSON_ORDER: ClassVar[tuple[str, ...]] = (
+        "rule",
+        "severity",
+        "statement",
+        "line",
+        "message",
+        "relation",
+        "lock",
+        "judgement",
+        "reason",
+        "evidence",
+        "acknowledged",
+    )
+
+    rule: str  # a lint rule's name
     severity: Severity  # the lint rule's
     message: str
     judgement: Judgement
@@ -221,21 +249,6 @@ class StaticFinding:
     lock: str | None = None  # the lock the rule expects, by pg_locks' name
     evidence: TraceEvidence | None = None
     acknowledged: str | None = None  # the reason of an acknowledgement, if any
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "rule": self.rule,
-            "severity": self.severity.value,
-            "statement": self.statement,
-            "line": self.line,
-            "message": self.message,
-            "relation": self.relation,
-            "lock": self.lock,
-            "judgement": self.judgement.value,
-            "reason": self.reason,
-            "evidence": self.evidence.to_dict() if self.evidence else None,
-            "acknowledged": self.acknowledged,
-        }
 
 
 class SideEffectKind(StrEnum):
@@ -248,7 +261,7 @@ class SideEffectKind(StrEnum):
 
 
 @dataclass(frozen=True)
-class SideEffect:
+class SideEffect(_Document):
     """Something the run changed that ROLLBACK did not undo; ``restored`` when pgparity put it
     back (a sequence on a clone, an advisory lock released)."""
 
@@ -259,25 +272,15 @@ class SideEffect:
     restored: bool = False
     note: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind.value,
-            "object": self.object,
-            "before": self.before,
-            "after": self.after,
-            "restored": self.restored,
-            "note": self.note,
-        }
-
 
 @dataclass(frozen=True)
-class MigrationInfo:
+class MigrationInfo(_Document):
     path: str
     sha256: str
 
 
 @dataclass(frozen=True)
-class TargetInfo:
+class TargetInfo(_Document):
     server_version: str | None = None
     digest_before: str | None = None
     digest_after: str | None = None
@@ -285,29 +288,151 @@ class TargetInfo:
     is_clone: bool = False
     replica: bool = False
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "server_version": self.server_version,
-            "digest_before": self.digest_before,
-            "digest_after": self.digest_after,
-            "digest_after_compensation": self.digest_after_compensation,
-            "is_clone": self.is_clone,
-            "replica": self.replica,
-        }
+
+# -- observations -------------------------------------------------------------------------
+
+
+class Quantity(StrEnum):
+    """What the observer measures, each of which a budget can depend on."""
+
+    BLOCKED_SESSIONS = "blocked_sessions"
+    LOCK_WAIT = "lock_wait"
+    REPLICATION_LAG_BYTES = "replication_lag_bytes"
+    REPLICATION_LAG_SECONDS = "replication_lag_seconds"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ")
 
 
 @dataclass(frozen=True)
-class ValidationReport:
+class ObservationGap(_Document):
+    """A quantity the observer could not observe during the migration, and why.
+
+    ``no_replica``: there was nothing to observe (no replica streams from the target), which
+    matters only to a replication-lag budget — judged before the report is written, so it is
+    neither written nor compared.
+    """
+
+    quantity: Quantity
+    reason: str
+    no_replica: bool = field(default=False, compare=False, metadata=SKIP)
+
+
+@dataclass(frozen=True)
+class LatencyStats(_Document):
+    """Nearest-rank percentiles of transaction latencies; None without transactions."""
+
+    count: int
+    p50_ms: float | None = field(default=None, metadata=MS)
+    p95_ms: float | None = field(default=None, metadata=MS)
+    p99_ms: float | None = field(default=None, metadata=MS)
+
+
+@dataclass(frozen=True)
+class TrafficReport(_Document):
+    """What the traffic went through: latency before, during and after the migration."""
+
+    clients: int
+    rate_per_client: float
+    statements: tuple[str, ...]
+    transactions: int
+    transactions_ok: int
+    errors: Mapping[str, int]  # by SQLSTATE ("client", "lexing-changed" for the others)
+    errors_during_migration: Mapping[str, int]
+    latency_before: LatencyStats
+    latency_during: LatencyStats
+    latency_after: LatencyStats
+
+
+@dataclass(frozen=True)
+class PlanShape(_Document):
+    nodes: tuple[str, ...]
+    indexes: frozenset[str]
+    seq_scans: frozenset[str]
+    join_order: tuple[str, ...]
+    total_cost: float
+
+
+@dataclass(frozen=True)
+class PlanOutcome(_Document):
+    """A query's plan (its shape, inlined), or why it could not be explained."""
+
+    shape: PlanShape | None = field(default=None, metadata=INLINE)
+    error: str | None = field(default=None, metadata=OMIT_NONE)
+
+
+@dataclass(frozen=True)
+class PlanComparison(_Document):
+    """One explain query's plan before and after the migration, and what was expected of it."""
+
+    name: str
+    sql: str
+    before: PlanOutcome
+    after: PlanOutcome
+    changed: bool = False
+    changes: tuple[str, ...] = ()
+    violations: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Observed(_Document):
+    """What the observer saw during the run (maxima over the statements; None: unknown)."""
+
+    max_lock_wait_seconds: float | None = field(default=0.0, metadata=MS)
+    max_blocked_sessions: int | None = 0
+    migration_lock_wait_seconds: float | None = field(default=0.0, metadata=MS)
+    max_replication_lag_bytes: int | None = 0
+    max_replication_lag_seconds: float | None = field(default=0.0, metadata=MS)
+    observation_gaps: tuple[ObservationGap, ...] = ()
+    replica_catchup_seconds: float | None = field(default=None, metadata=MS)
+    sample_period_ms: float = field(default=0.0, metadata=MS)
+    samples: int = 0
+    sampling_errors: int = 0
+    migration_window_seconds: float = field(default=0.0, metadata=MS)
+    traffic: TrafficReport | None = None
+    plans: tuple[PlanComparison, ...] = ()
+
+
+@dataclass(frozen=True)
+class Observations(_Document):
+    """The run as a whole; ``observed`` (written inline) once the migration ran."""
+
+    statements_executed: int = 0
+    total_duration_ms: float = field(default=0.0, metadata=MS)
+    wal_bytes: int = 0
+    max_lock_hold_ms: float = field(default=0.0, metadata=MS)
+    rewritten_relations: tuple[str, ...] = ()
+    observed: Observed | None = field(default=None, metadata=INLINE)
+
+
+@dataclass(frozen=True)
+class ValidationReport(_Document):
+    JSON_ORDER: ClassVar[tuple[str, ...]] = (
+        "version",
+        "verdict",
+        "strict",
+        "migration",
+        "target",
+        "settings",
+        "statements",
+        "observations",
+        "findings",
+        "side_effects",
+        "lint",
+    )
+
     verdict: Verdict
     migration: MigrationInfo
     target: TargetInfo
     settings: Mapping[str, str]
     statements: tuple[StatementResult, ...]
     findings: tuple[Finding, ...]
-    observations: Mapping[str, Any] = field(default_factory=dict)
+    observations: Observations = field(default_factory=Observations)
     strict: bool = False
     side_effects: tuple[SideEffect, ...] = ()
     lint: tuple[StaticFinding, ...] = ()
+    version: int = REPORT_VERSION
 
     @property
     def errors(self) -> tuple[Finding, ...]:
@@ -317,55 +442,18 @@ class ValidationReport:
     def warnings(self) -> tuple[Finding, ...]:
         return tuple(f for f in self.findings if f.severity is Severity.WARNING)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "version": REPORT_VERSION,
-            "verdict": self.verdict.value,
-            "strict": self.strict,
-            "migration": {"path": self.migration.path, "sha256": self.migration.sha256},
-            "target": self.target.to_dict(),
-            "settings": dict(self.settings),
-            "statements": [s.to_dict() for s in self.statements],
-            "observations": dict(self.observations),
-            "findings": [f.to_dict() for f in self.findings],
-            "side_effects": [e.to_dict() for e in self.side_effects],
-            "lint": [s.to_dict() for s in self.lint],
-        }
+    def has(self, rule: Rule) -> bool:
+        return any(f.rule == rule for f in self.findings)
 
     @classmethod
-    def parse(cls, doc: Mapping[str, Any]) -> ValidationReport:
+    def parse(cls, doc: Any) -> ValidationReport:
         """Read a report document back, naming the first field that does not fit."""
-        reader = Reader(doc, "")
-        if reader.integer("version") != REPORT_VERSION:
+        version = doc.get("version") if isinstance(doc, Mapping) else None
+        if isinstance(version, int) and version != REPORT_VERSION:
             raise SpecError("version", f"unsupported report version (expected {REPORT_VERSION})")
-        migration = reader.child("migration")
-        target = reader.child("target")
-        return cls(
-            verdict=reader.enum("verdict", Verdict),
-            strict=bool(doc.get("strict", False)),
-            migration=MigrationInfo(
-                path=migration.string("path"), sha256=migration.string("sha256")
-            ),
-            target=TargetInfo(
-                server_version=target.opt_string("server_version"),
-                digest_before=target.opt_string("digest_before"),
-                digest_after=target.opt_string("digest_after"),
-                digest_after_compensation=target.opt_string("digest_after_compensation"),
-                is_clone=bool(target.get("is_clone", False)),
-                replica=bool(target.get("replica", False)),
-            ),
-            settings={str(k): str(v) for k, v in reader.mapping("settings").items()},
-            statements=tuple(_parse_statement(r) for r in reader.children("statements")),
-            findings=tuple(_parse_finding(r) for r in reader.children("findings")),
-            observations=dict(reader.mapping("observations")),
-            side_effects=tuple(
-                _parse_side_effect(r)
-                for r in (reader.children("side_effects") if "side_effects" in doc else ())
-            ),
-            lint=tuple(
-                _parse_static(r) for r in (reader.children("lint") if "lint" in doc else ())
-            ),
-        )
+        if isinstance(doc, Mapping) and "version" not in doc:
+            raise SpecError("version", "is required")
+        return decode(cls, doc, rules=REPORT_RULES)
 
 
 _JUDGEMENT_ORDER = {
@@ -407,119 +495,3 @@ def apply_strictness(findings: Sequence[Finding], strict: bool) -> tuple[Finding
     if not strict:
         return tuple(findings)
     return tuple(replace(f, severity=Severity.ERROR) for f in findings)
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 3)
-
-
-def _parse_statement(reader: Reader) -> StatementResult:
-    error = reader.get("error")
-    return StatementResult(
-        index=reader.integer("index"),
-        line=reader.integer("line"),
-        sql=reader.string("sql"),
-        transactional=bool(reader.get("transactional")),
-        executed=bool(reader.get("executed")),
-        duration_ms=reader.opt_float("duration_ms"),
-        wal_bytes=reader.opt_integer("wal_bytes"),
-        locks=tuple(
-            LockRecord(
-                relation=r.string("relation"),
-                mode=r.string("mode"),
-                locktype=str(r.get("locktype", "relation")),
-                held_ms=r.opt_float("held_ms"),
-                relkind=r.opt_string("relkind"),
-            )
-            for r in reader.children("locks")
-        ),
-        rewrites=tuple(str(x) for x in reader.array("rewrites")),
-        error=None
-        if error is None
-        else StatementError(
-            sqlstate=reader.child("error").opt_string("sqlstate"),
-            message=reader.child("error").string("message"),
-        ),
-        phase=Phase(str(reader.get("phase", Phase.TRANSACTION.value))),
-        not_executed_reason=reader.opt_string("not_executed_reason"),
-        settings_in_effect={
-            str(k): str(v) for k, v in (reader.get("settings_in_effect") or {}).items()
-        },
-        compensation=tuple(str(x) for x in reader.array("compensation")),
-        observed=_parse_observation(reader.child("observed"))
-        if reader.get("observed") is not None
-        else None,
-    )
-
-
-def _parse_observation(reader: Reader) -> StatementObservation:
-    return StatementObservation(
-        max_blocked_sessions=reader.opt_integer("max_blocked_sessions"),
-        max_lock_wait_seconds=reader.opt_float("max_lock_wait_seconds"),
-        own_lock_wait_seconds=reader.opt_float("own_lock_wait_seconds"),
-        max_replication_lag_bytes=reader.opt_integer("max_replication_lag_bytes"),
-        max_replication_lag_seconds=reader.opt_float("max_replication_lag_seconds"),
-        blocking=tuple(
-            BlockingEdge(
-                waiter=edge.string("waiter"),
-                blocker=edge.string("blocker"),
-                relation=edge.opt_string("relation"),
-                mode=edge.opt_string("mode"),
-                sessions=edge.integer("sessions"),
-                max_wait_seconds=edge.opt_float("max_wait_seconds") or 0.0,
-            )
-            for edge in reader.children("blocking")
-        ),
-    )
-
-
-def _parse_side_effect(reader: Reader) -> SideEffect:
-    return SideEffect(
-        kind=reader.enum("kind", SideEffectKind),
-        object=reader.string("object"),
-        before=reader.opt_string("before"),
-        after=reader.opt_string("after"),
-        restored=bool(reader.get("restored", False)),
-        note=reader.opt_string("note"),
-    )
-
-
-def _parse_finding(reader: Reader) -> Finding:
-    return Finding(
-        rule=reader.string("rule"),
-        severity=reader.enum("severity", Severity),
-        message=reader.string("message"),
-        statement=reader.opt_integer("statement"),
-        line=reader.opt_integer("line"),
-        judgement=reader.enum("judgement", Judgement) if reader.get("judgement") else None,
-    )
-
-
-def _parse_static(reader: Reader) -> StaticFinding:
-    evidence = reader.get("evidence")
-    return StaticFinding(
-        rule=reader.string("rule"),
-        severity=reader.enum("severity", Severity),
-        message=reader.string("message"),
-        judgement=reader.enum("judgement", Judgement),
-        reason=reader.string("reason"),
-        statement=reader.opt_integer("statement"),
-        line=reader.opt_integer("line"),
-        relation=reader.opt_string("relation"),
-        lock=reader.opt_string("lock"),
-        evidence=None if evidence is None else _parse_evidence(reader.child("evidence")),
-        acknowledged=reader.opt_string("acknowledged"),
-    )
-
-
-def _parse_evidence(reader: Reader) -> TraceEvidence:
-    return TraceEvidence(
-        relation=reader.opt_string("relation"),
-        mode=reader.opt_string("mode"),
-        rows=reader.opt_integer("rows"),
-        held_ms=reader.opt_float("held_ms"),
-        statement_ms=reader.opt_float("statement_ms"),
-        blocked_sessions=reader.opt_integer("blocked_sessions"),
-        rewritten=bool(reader.get("rewritten", False)),
-        created=bool(reader.get("created", False)),
-    )

@@ -9,7 +9,7 @@ is in ``read_side``; the comparison is the pure ``compare``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,28 +19,27 @@ from psycopg import sql
 from pgparity.models.migration_validation import ExplainQuery
 from pgparity.models.policy import ALL_STATISTICS, Policy, kept_statistics
 from pgparity.pg.explain import explain, plan_changes
+from pgparity.pg.schemas import user_schema
 
-_TABLES = """
+_TABLES = f"""
 SELECT n.nspname, c.relname, format('%I.%I', n.nspname, c.relname),
        pg_relation_size(c.oid)::int8, greatest(c.reltuples, 0)::float8
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
+WHERE c.relkind = 'r' AND {user_schema("n.nspname")}
 """
-_INDEXES = """
+_INDEXES = f"""
 SELECT format('%I.%I', n.nspname, c.relname), format('%I.%I', tn.nspname, t.relname),
        pg_relation_size(c.oid)::int8
 FROM pg_index i
 JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace tn ON tn.oid = t.relnamespace
-WHERE tn.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND tn.nspname NOT LIKE 'pg\\_toast%' AND tn.nspname NOT LIKE 'pg\\_temp%'
+WHERE {user_schema("tn.nspname")}
 """
-_STATS = """
+_STATS = f"""
 SELECT format('%I.%I', schemaname, tablename), attname, null_frac::float8,
        n_distinct::float8, avg_width, correlation::float8
 FROM pg_stats
-WHERE schemaname NOT IN ('pg_catalog', 'information_schema') AND NOT inherited
+WHERE {user_schema("schemaname")} AND NOT inherited
 """
 
 
@@ -300,13 +299,6 @@ def _fmt(value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3f}"
-
-
-def problems_by_kind(report: ParityReport) -> Mapping[str, int]:
-    found: dict[str, int] = {}
-    for check in report.problems:
-        found[check.kind] = found.get(check.kind, 0) + 1
-    return found
 
 
 def plan_checks(

@@ -117,11 +117,6 @@ def _connection_failure(message: str) -> str:
     return reason or line
 
 
-def sqlstate_of(exc: BaseException) -> str | None:
-    """The SQLSTATE of a server error, or None for client-side failures."""
-    return getattr(exc, "sqlstate", None)
-
-
 def error_message(exc: psycopg.Error) -> str:
     """The server's primary message (with its detail), or the client's first line."""
     diag = exc.diag

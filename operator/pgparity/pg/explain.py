@@ -9,40 +9,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 
 from pgparity.models.migration_validation import ExplainQuery
+from pgparity.models.report import PlanOutcome, PlanShape
 from pgparity.pg.connection import error_message
 from pgparity.pg.sqlexec import LexingChangedError, execute_one
-
-
-@dataclass(frozen=True)
-class PlanShape:
-    nodes: tuple[str, ...]
-    indexes: frozenset[str]
-    seq_scans: frozenset[str]
-    join_order: tuple[str, ...]
-    total_cost: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "nodes": list(self.nodes),
-            "indexes": sorted(self.indexes),
-            "seq_scans": sorted(self.seq_scans),
-            "join_order": list(self.join_order),
-            "total_cost": self.total_cost,
-        }
-
-
-@dataclass(frozen=True)
-class PlanOutcome:
-    """A query's plan, or why it could not be explained."""
-
-    shape: PlanShape | None = None
-    error: str | None = None
 
 
 def explain_all(

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -37,8 +37,10 @@ from typing import Any
 import psycopg
 
 from pgparity.errors import ClusterError, UsageError
+from pgparity.models.progress import Progress, quiet
 from pgparity.pg.clone import mark_clone
 from pgparity.pg.connection import connect
+from pgparity.pg.replication import wait_for_replay, written_lsn
 from pgparity.redaction import sanitize
 
 SUPERUSER = "pgparity"
@@ -49,11 +51,7 @@ _PR_SET_PDEATHSIG = 1
 WORKDIR_PREFIX = "pgparity-cluster-"
 OWNER_FILE = "pgparity-owner.json"
 
-Progress = Callable[[str], None]
-
-
-def _quiet(_: str) -> None:
-    return None
+REPLAY_POLL_SECONDS = 0.1
 
 
 # Settings every local cluster needs to be a primary with streaming replicas on loopback.
@@ -97,7 +95,7 @@ class LocalCluster:
     bindir: Path | None = None
     dbname: str = DEFAULT_DBNAME
     locale: str = "C.UTF-8"
-    progress: Progress = _quiet
+    progress: Progress = quiet
     clone_name: str = "local"
 
     def __post_init__(self) -> None:
@@ -183,19 +181,15 @@ class LocalCluster:
 
     def wait_replay(self, timeout: float = 600.0) -> None:
         """Block until every replica has replayed everything the primary has written so far."""
-        deadline = time.monotonic() + timeout
+        if not self.standbys:
+            return
         with connect(self.primary_dsn, role="local primary") as conn:
-            target = conn.execute("SELECT pg_current_wal_lsn()").fetchone()
-            while self.standbys:
-                row = conn.execute(
-                    "SELECT count(*) FROM pg_stat_replication WHERE replay_lsn >= %s",
-                    (target[0] if target else None,),
-                ).fetchone()
-                if row and int(row[0]) >= len(self.standbys):
-                    return
-                if time.monotonic() > deadline:
-                    raise ClusterError(f"the local replica did not catch up within {timeout:.0f}s")
-                time.sleep(0.1)
+            lsn = written_lsn(conn)
+            waited = wait_for_replay(
+                conn, lsn, len(self.standbys), timeout=timeout, period=REPLAY_POLL_SECONDS
+            )
+        if waited is None:
+            raise ClusterError(f"the local replica did not catch up within {timeout:.0f}s")
 
     def client_environment(self) -> dict[str, str]:
         """Environment for libpq tools (psql, pgbench) to reach the primary: PG* variables."""
@@ -355,7 +349,7 @@ class LocalCluster:
                     raise ClusterError(
                         f"local {node.name} did not accept connections within "
                         f"{READY_TIMEOUT_SECONDS:.0f}s: {exc}"
-                    ) from None
+                    ) from exc
                 time.sleep(0.1)
 
     def _run(

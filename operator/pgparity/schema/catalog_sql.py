@@ -11,12 +11,7 @@ to an extension are represented by the extension and its version alone.
 
 from __future__ import annotations
 
-# The schemas whose objects are part of an application's schema.
-USER_NAMESPACE = """
-    {alias}.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
-    AND {alias}.nspname NOT LIKE 'pg\\_temp\\_%'
-    AND {alias}.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'
-"""
+from pgparity.pg.schemas import user_schema
 
 NOT_FROM_EXTENSION = """
     NOT EXISTS (SELECT 1 FROM pg_depend d
@@ -25,7 +20,7 @@ NOT_FROM_EXTENSION = """
 
 
 def _user(alias: str) -> str:
-    return USER_NAMESPACE.format(alias=alias)
+    return user_schema(f"{alias}.nspname")
 
 
 def _own(catalog: str, oid: str) -> str:

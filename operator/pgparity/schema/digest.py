@@ -58,7 +58,7 @@ class CatalogSnapshot:
         try:
             doc = json.loads(text)
         except (json.JSONDecodeError, RecursionError) as exc:
-            raise UsageError(f"baseline file {path} is not a pgparity snapshot: {exc}") from None
+            raise UsageError(f"baseline file {path} is not a pgparity snapshot: {exc}") from exc
         if (
             not isinstance(doc, dict)
             or doc.get("version") != SNAPSHOT_VERSION
@@ -118,7 +118,7 @@ def take_snapshot(conn: psycopg.Connection[Any]) -> CatalogSnapshot:
             cur.execute("SELECT current_setting('server_version')")
             row = cur.fetchone()
     except psycopg.Error as exc:
-        raise DatabaseError(f"cannot read the catalog: {first_line(str(exc))}") from None
+        raise DatabaseError(f"cannot read the catalog: {first_line(str(exc))}") from exc
     return CatalogSnapshot(objects=objects, server_version=str(row[0]) if row else "")
 
 

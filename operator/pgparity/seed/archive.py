@@ -41,9 +41,11 @@ import psycopg
 from psycopg import sql
 
 from pgparity import __version__
-from pgparity.errors import DatabaseError, UsageError
+from pgparity.errors import ArchiveMismatchError, DatabaseError, UsageError
+from pgparity.models.progress import Progress
 from pgparity.pg.clone import database_settings, mark_clone, set_database_setting
 from pgparity.pg.connection import connect, error_message
+from pgparity.pg.schemas import user_schema
 from pgparity.schema.digest import take_snapshot
 from pgparity.seed.archives import check_empty, read_manifest, remove
 from pgparity.seed.identity import check_single_host, check_writable, read_facts
@@ -63,7 +65,6 @@ from pgparity.seed.tools import run_tool
 from pgparity.storage.location import Location
 from pgparity.storage.store import MAX_PARTS, MIB, Bucket
 
-Progress = Callable[[str], None]
 T = TypeVar("T")
 COMPRESSION_LEVEL = 1  # zlib's fastest: most of the size gain, a fraction of the CPU
 GZIP = 31  # zlib wbits for a gzip container: each data file is a plain .gz
@@ -72,24 +73,19 @@ BLOCK = MIB
 # that inflates a thousandfold.
 INFLATE_LIMIT = 4 * MIB
 
-_TABLES = """
+_TABLES = f"""
 SELECT n.nspname, c.relname, pg_catalog.pg_table_size(c.oid),
        array(SELECT a.attname FROM pg_catalog.pg_attribute a
              WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
                AND a.attgenerated = '' ORDER BY a.attnum)::text[]
 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
+WHERE c.relkind = 'r' AND {user_schema("n.nspname")}
 ORDER BY pg_catalog.pg_table_size(c.oid) DESC, n.nspname, c.relname
 """
 _SEQUENCES = """
 SELECT format('%I.%I', schemaname, sequencename), last_value
 FROM pg_catalog.pg_sequences WHERE last_value IS NOT NULL
 """
-
-
-class ArchiveMismatchError(UsageError):
-    """A file of the archive is not the one its manifest describes (truncated or tampered)."""
 
 
 @dataclass(frozen=True)
@@ -483,7 +479,7 @@ def _record(conn: psycopg.Connection[Any], state: str, manifest: Manifest) -> No
     except psycopg.Error as exc:
         raise DatabaseError(
             f"cannot record the restore on the target: {error_message(exc)}"
-        ) from None
+        ) from exc
 
 
 def _count_rows(conn: psycopg.Connection[Any]) -> dict[tuple[str, str], int]:

@@ -8,17 +8,16 @@ still being written — and is never resolved as ``latest`` nor counted by ``--k
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pgparity.errors import UsageError
+from pgparity.errors import ObjectMissingError, UsageError
+from pgparity.models.progress import Progress
 from pgparity.seed.manifest import MANIFEST, MAX_MANIFEST_BYTES, Manifest, parse_manifest
 from pgparity.storage.location import Location, Scheme
-from pgparity.storage.store import Bucket, ObjectInfo, ObjectMissingError
+from pgparity.storage.store import Bucket, ObjectInfo
 
-Progress = Callable[[str], None]
 ARCHIVE_SUFFIX = ".pgparity"
 # An incomplete archive younger than this may be a snapshot still uploading a big table (its
 # objects appear only as each file completes): pruning leaves it alone.

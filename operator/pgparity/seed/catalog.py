@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 
+from pgparity.pg.schemas import user_schema
 from pgparity.seed.transforms import ColumnInfo
 
-_TABLES = """
+_TABLES = f"""
 SELECT c.oid::int8, n.nspname, c.relname, format('%I.%I', n.nspname, c.relname),
        pg_relation_size(c.oid)::int8,
        (pg_relation_size(c.oid) / current_setting('block_size')::int8)::int8,
        greatest(c.reltuples, 0)::float8
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind = 'r'
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
+  AND {user_schema("n.nspname")}
   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
                   AND d.objid = c.oid AND d.deptype = 'e')
 ORDER BY n.nspname, c.relname
@@ -176,7 +175,3 @@ def read_catalog(conn: psycopg.Connection[Any]) -> SourceCatalog:
         for name, rel, ref, cols, ref_cols in conn.execute(_FOREIGN_KEYS, (oids,)).fetchall()
     ]
     return SourceCatalog(tables=tables, foreign_keys=keys)
-
-
-def largest_first(tables: Sequence[TableInfo]) -> list[TableInfo]:
-    return sorted(tables, key=lambda t: -t.bytes)

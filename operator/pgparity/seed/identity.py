@@ -33,16 +33,15 @@ from psycopg import pq, sql
 
 from pgparity.errors import UsageError
 from pgparity.pg.connection import parse_dsn
+from pgparity.pg.replication import system_identifier
 
 PROBE_PREFIX = "pgparity-probe-"
 GRANT_CONTROL = "GRANT EXECUTE ON FUNCTION pg_catalog.pg_control_system() TO {role}"
 
 _FACTS = """
 SELECT pg_catalog.current_database(), pg_catalog.pg_is_in_recovery(),
-       pg_catalog.pg_postmaster_start_time(), current_user,
-       pg_catalog.has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE')
+       pg_catalog.pg_postmaster_start_time(), current_user
 """
-_SYSTEM_IDENTIFIER = "SELECT system_identifier FROM pg_catalog.pg_control_system()"
 _SEES_ITSELF = """
 SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity
                WHERE pid = pg_catalog.pg_backend_pid() AND application_name = %s)
@@ -72,11 +71,8 @@ class ServerFacts:
 def read_facts(conn: psycopg.Connection[Any]) -> ServerFacts:
     row = conn.execute(_FACTS).fetchone()
     assert row is not None
-    database, in_recovery, started, role, may_read_control = row
-    identifier = None
-    if may_read_control:
-        found = conn.execute(_SYSTEM_IDENTIFIER).fetchone()
-        identifier = int(found[0]) if found else None
+    database, in_recovery, started, role = row
+    identifier = system_identifier(conn)
     return ServerFacts(str(database), bool(in_recovery), started, str(role), identifier)
 
 

@@ -258,7 +258,7 @@ class _Worker(threading.Thread):
                     self._check_source(job)
                 rows = max(cursor.rowcount, 0)
         except psycopg.Error as exc:
-            raise DatabaseError(f"copying {job.label} failed: {error_message(exc)}") from None
+            raise DatabaseError(f"copying {job.label} failed: {error_message(exc)}") from exc
         self._scheduler.copied(job, rows, size, started, time.monotonic())
 
     def _check_source(self, job: CopyJob) -> None:

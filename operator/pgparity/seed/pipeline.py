@@ -28,7 +28,7 @@ from typing import Any
 
 import psycopg
 
-from pgparity.errors import DatabaseError, UsageError
+from pgparity.errors import DatabaseError, PolicyRejectedError, UsageError
 from pgparity.models.policy import Policy, RowsMode
 from pgparity.pg.clone import database_settings, mark_clone, set_database_setting
 from pgparity.pg.connection import connect, error_message
@@ -37,7 +37,7 @@ from pgparity.seed.catalog import SourceCatalog, TableInfo, read_catalog
 from pgparity.seed.identity import check_single_host, prove_not_source
 from pgparity.seed.load import SEED_APPLICATION, LoadPlan, TableCopy, load
 from pgparity.seed.plan import CopyJob, chunk_pages_for, copy_cost, copy_jobs
-from pgparity.seed.policy_check import PolicyProblem, check_policy
+from pgparity.seed.policy_check import check_policy
 from pgparity.seed.postdata import (
     BuildTiming,
     Phase,
@@ -51,19 +51,6 @@ from pgparity.seed.target import check_replaceable, clear
 from pgparity.seed.transforms import MIN_KEY_BYTES, TRANSFORMS
 
 MIN_SERVER_FOR_TID_RANGES = 140000
-
-
-class PolicyRejectedError(UsageError):
-    """The policy does not cover the source, or does not fit it."""
-
-    def __init__(self, problems: list[PolicyProblem]) -> None:
-        shown = "; ".join(str(p) for p in problems[:5])
-        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-        super().__init__(
-            f"the policy does not fit the source: {shown}{more} — "
-            "`pgparity policy check` lists them all"
-        )
-        self.problems = problems
 
 
 @dataclass(frozen=True)
@@ -259,7 +246,7 @@ def _mark(
         raise DatabaseError(
             f"cannot record the seed state on the target (pgparity needs to "
             f"own it or be superuser there): {error_message(exc)}"
-        ) from None
+        ) from exc
 
 
 @dataclass(frozen=True)

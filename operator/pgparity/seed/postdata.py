@@ -11,7 +11,7 @@ attachments, triggers, rules, comments, materialized view refreshes).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
@@ -19,10 +19,9 @@ from typing import Any
 
 import psycopg
 
+from pgparity.models.progress import Progress, quiet
 from pgparity.seed.schema import SchemaArchive, TocEntry, restore_entries
 from pgparity.seed.tools import ChildProcesses
-
-Progress = Callable[[str], None]
 
 # Bootstrap catalogs have fixed oids (src/include/catalog/pg_class.h, pg_constraint.h).
 PG_CLASS = 1259
@@ -147,7 +146,7 @@ def apply_post_data(
     entries: Sequence[PostDataEntry],
     *,
     jobs: int,
-    progress: Progress = lambda _: None,
+    progress: Progress = quiet,
     children: ChildProcesses | None = None,
 ) -> list[BuildTiming]:
     """Apply entries in pg_restore's order: keys and indexes, foreign keys, the rest."""

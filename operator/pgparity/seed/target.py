@@ -15,18 +15,17 @@ from psycopg import sql
 
 from pgparity.errors import UsageError
 from pgparity.pg.clone import MARKER_SETTING, is_clone
+from pgparity.pg.schemas import user_schema
 
-_RELATIONS = """
+_RELATIONS = f"""
 SELECT count(*) FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
+  AND {user_schema("n.nspname")}
 """
-_SCHEMAS = """
+_SCHEMAS = f"""
 SELECT nspname FROM pg_catalog.pg_namespace
-WHERE nspname NOT IN ('pg_catalog', 'information_schema')
-  AND nspname NOT LIKE 'pg\\_toast%' AND nspname NOT LIKE 'pg\\_temp%'
+WHERE {user_schema("nspname")}
 """
 _EXTENSIONS = "SELECT extname FROM pg_catalog.pg_extension WHERE extname <> 'plpgsql'"
 

@@ -132,41 +132,6 @@ class ChildProcesses:
                 process.kill()
 
 
-def pipe_tools(
-    first: tuple[str, Sequence[str], str],
-    second: tuple[str, Sequence[str], str],
-    *,
-    what: str,
-    options: Mapping[str, str] | None = None,
-) -> None:
-    """``first | second`` without touching the disk; each side connects with its own DSN."""
-    options = options or {}
-    name_a, args_a, dsn_a = first
-    name_b, args_b, dsn_b = second
-    with subprocess.Popen(
-        [tool(name_a), *args_a],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=tool_environment(dsn_a, extra_options=options.get(name_a, "")),
-    ) as producer:
-        consumer = subprocess.run(
-            [tool(name_b), *args_b],
-            stdin=producer.stdout,
-            capture_output=True,
-            check=False,
-            env=tool_environment(dsn_b, extra_options=options.get(name_b, "")),
-        )
-        assert producer.stdout is not None
-        assert producer.stderr is not None
-        producer.stdout.close()
-        produced_error = producer.stderr.read()
-        producer.wait()
-    if producer.returncode != 0:
-        raise DatabaseError(f"{what} failed in {name_a}: {error_line(produced_error, dsn_a)}")
-    if consumer.returncode != 0:
-        raise DatabaseError(f"{what} failed in {name_b}: {error_line(consumer.stderr, dsn_b)}")
-
-
 def error_line(stderr: bytes, dsn: str) -> str:
     text = stderr.decode("utf-8", "replace")
     lines = [line.strip() for line in text.splitlines() if line.strip()]

@@ -23,7 +23,7 @@ import obstore
 from obstore import exceptions as store_errors
 from obstore.store import AzureStore, GCSStore, LocalStore, S3Store
 
-from pgparity.errors import StorageError, UsageError, shown
+from pgparity.errors import ObjectMissingError, StorageError, UsageError, shown
 from pgparity.redaction import remember_secret, sanitize
 from pgparity.storage.location import SECRET_VARIABLES, Location, Scheme
 
@@ -57,10 +57,6 @@ _CODE = re.compile(r"<Code>([A-Za-z]+)</Code>")
 # What obstore raises for a failed request (its own errors; FileNotFoundError and other OSErrors
 # for missing objects and local files).
 _STORE_FAILURES = (store_errors.BaseError, OSError)
-
-
-class ObjectMissingError(StorageError):
-    """The object asked for does not exist (its bucket does)."""
 
 
 @dataclass(frozen=True)

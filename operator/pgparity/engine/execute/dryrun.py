@@ -21,19 +21,20 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import psycopg
+from psycopg import errors as pg_errors
 from psycopg import sql
 
 from pgparity.engine.execute import trace
 from pgparity.engine.sql.statements import Statement
 from pgparity.errors import DatabaseError
 from pgparity.models.migration_validation import ExplainQuery
+from pgparity.models.progress import Progress, quiet
 from pgparity.models.quantities import Duration
-from pgparity.models.report import StatementError, StatementResult
+from pgparity.models.report import NotExecuted, PlanOutcome, StatementError, StatementResult
 from pgparity.pg.connection import error_message
-from pgparity.pg.explain import PlanOutcome, explain_all
+from pgparity.pg.explain import explain_all
 from pgparity.pg.sqlexec import LexingChangedError, execute_one, own_queries
 
-Progress = Callable[[str], None]
 Mark = Callable[[int | None], None]
 
 
@@ -125,7 +126,7 @@ def run_in_rolled_back_transaction(
     timeouts: Timeouts,
     *,
     mark: Mark = no_mark,
-    progress: Progress = lambda _: None,
+    progress: Progress = quiet,
 ) -> TransactionalRun:
     """Run ``statements`` in one transaction on ``conn`` (autocommit), then roll it back."""
     run = TransactionalRun()
@@ -133,10 +134,10 @@ def run_in_rolled_back_transaction(
         return run
     try:
         conn.execute("BEGIN")
-        _set_local_timeouts(conn, timeouts)
+        set_timeouts(conn, timeouts, local=True)
         _apply_measured(conn, statements, run, mark, progress)
     except psycopg.OperationalError as exc:
-        raise DatabaseError(f"lost the connection during the dry-run: {exc}") from None
+        raise DatabaseError(f"lost the connection during the dry-run: {exc}") from exc
     finally:
         mark(None)
         if not conn.closed:
@@ -145,14 +146,16 @@ def run_in_rolled_back_transaction(
     return run
 
 
-def _set_local_timeouts(conn: psycopg.Connection[Any], timeouts: Timeouts) -> None:
+def set_timeouts(conn: psycopg.Connection[Any], timeouts: Timeouts, *, local: bool) -> None:
+    """The production timeouts, for the transaction (``local``: ``SET LOCAL``) or the session."""
+    scope = sql.SQL("LOCAL " if local else "")
     for name, value in (
         ("lock_timeout", timeouts.lock_timeout),
         ("statement_timeout", timeouts.statement_timeout),
     ):
         conn.execute(
-            sql.SQL("SET LOCAL {} = {}").format(
-                sql.Identifier(name), sql.Literal(value.as_setting())
+            sql.SQL("SET {}{} = {}").format(
+                scope, sql.Identifier(name), sql.Literal(value.as_setting())
             )
         )
 
@@ -219,8 +222,10 @@ def _run_measured(
     return None
 
 
-FAILED = "an earlier statement failed"
-STOPPED = "the run stopped at an earlier statement"
+# What lock_timeout and statement_timeout raise.
+TIMEOUTS = (pg_errors.LockNotAvailable, pg_errors.QueryCanceled)
+FAILED = NotExecuted.EARLIER_FAILED
+STOPPED = NotExecuted.RUN_STOPPED
 
 
 def _since(started: float) -> float:
@@ -301,10 +306,10 @@ def explain_in_rolled_back_transaction(
         return {}
     try:
         conn.execute("BEGIN")
-        _set_local_timeouts(conn, timeouts)
+        set_timeouts(conn, timeouts, local=True)
         return explain_all(conn, queries, analyze=analyze)
     except psycopg.OperationalError as exc:
-        raise DatabaseError(f"lost the connection while explaining: {exc}") from None
+        raise DatabaseError(f"lost the connection while explaining: {exc}") from exc
     finally:
         if not conn.closed:
             conn.execute("ROLLBACK")
@@ -329,14 +334,14 @@ def run_after_checks(
     explain: Sequence[ExplainQuery] = (),
     explain_analyze: bool = False,
     analyze_tables: Sequence[sql.Identifier] = (),
-    progress: Progress = lambda _: None,
+    progress: Progress = quiet,
 ) -> AfterChecks:
     """Apply the migration again (statements that must run outside a transaction in their
     in-transaction form), explain, re-run inside savepoints, and roll everything back."""
     checks = AfterChecks()
     try:
         conn.execute("BEGIN")
-        _set_local_timeouts(conn, timeouts)
+        set_timeouts(conn, timeouts, local=True)
         checks.problem = _apply_quietly(conn, statements)
         if checks.problem is None:
             checks.applied = True
@@ -349,7 +354,7 @@ def run_after_checks(
                 progress("re-running the migration inside savepoints (idempotency check)")
                 checks.rerun_failures = _rerun(conn, [s for s in statements if s.transactional])
     except psycopg.OperationalError as exc:
-        raise DatabaseError(f"lost the connection during the checks: {exc}") from None
+        raise DatabaseError(f"lost the connection during the checks: {exc}") from exc
     finally:
         if not conn.closed:
             conn.execute("ROLLBACK")
@@ -386,7 +391,7 @@ def _rerun(conn: psycopg.Connection[Any], statements: Sequence[Statement]) -> li
                 raise
             conn.execute("ROLLBACK TO SAVEPOINT pgparity_rerun_statement")
             # A timeout on the second pass says nothing about idempotency.
-            if exc.sqlstate not in ("57014", "55P03"):
+            if not isinstance(exc, TIMEOUTS):
                 failures.append(RerunFailure(statement, exc.sqlstate, error_message(exc)))
         else:
             conn.execute("RELEASE SAVEPOINT pgparity_rerun_statement")

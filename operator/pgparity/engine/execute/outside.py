@@ -17,24 +17,38 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import psycopg
-from psycopg import sql
+from psycopg import errors as pg_errors
 
 from pgparity.engine.execute import trace
-from pgparity.engine.execute.dryrun import Mark, ProgressPacer, Timeouts, TransactionalRun, no_mark
+from pgparity.engine.execute.dryrun import (
+    Mark,
+    ProgressPacer,
+    Timeouts,
+    TransactionalRun,
+    no_mark,
+    set_timeouts,
+)
 from pgparity.engine.sql.statements import OutsideAction, Statement
 from pgparity.errors import DatabaseError
-from pgparity.models.report import StatementError, StatementResult
+from pgparity.models.progress import Progress, quiet
+from pgparity.models.report import NotExecuted, StatementError, StatementResult
 from pgparity.pg.connection import connect, error_message
 from pgparity.pg.sqlexec import CATALOG_SEARCH_PATH, LexingChangedError, execute_one
 from pgparity.schema.compensation import plan_compensation
 from pgparity.schema.digest import CatalogSnapshot, ObjectChange, take_snapshot
 
-Progress = Callable[[str], None]
 LOCK_SAMPLE_SECONDS = 0.01
 # The lock sampler only ever runs pgparity's own queries: resolve them in pg_catalog.
 CATALOG_ONLY = f"-c search_path={CATALOG_SEARCH_PATH.replace(' ', '')}"
 # Errors meaning "an object this statement names does not exist" (class 42, undefined_*).
-_UNDEFINED = {"42P01", "42703", "42704", "42883"}
+# What a statement raises when an object an earlier statement made (and the dry-run rolled
+# back) is missing.
+_UNDEFINED = (
+    pg_errors.UndefinedTable,
+    pg_errors.UndefinedColumn,
+    pg_errors.UndefinedObject,
+    pg_errors.UndefinedFunction,
+)
 
 
 @dataclass(frozen=True)
@@ -64,7 +78,7 @@ def rehearse_outside_transaction(
     *,
     mark: Mark = no_mark,
     on_session: Callable[[int], None] = lambda _: None,
-    progress: Progress = lambda _: None,
+    progress: Progress = quiet,
 ) -> OutsideRun:
     """Run each statement on the clone at ``dsn``, measure it, and restore ``baseline``.
 
@@ -78,7 +92,7 @@ def rehearse_outside_transaction(
         connect(dsn, role="clone (lock sampler)", session_options=CATALOG_ONLY) as watch,
     ):
         on_session(conn.info.backend_pid)
-        _set_session_timeouts(conn, timeouts)
+        set_timeouts(conn, timeouts, local=False)
         for statement in statements:
             reason = _skip_reason(statement, transactional)
             if reason:
@@ -98,22 +112,12 @@ def rehearse_outside_transaction(
     return run
 
 
-def _skip_reason(statement: Statement, transactional: TransactionalRun) -> str | None:
+def _skip_reason(statement: Statement, transactional: TransactionalRun) -> NotExecuted | None:
     if statement.action is OutsideAction.CLUSTER_LEVEL:
-        return "cluster-level statement: pgparity rehearses changes to the database's schema only"
+        return NotExecuted.CLUSTER_LEVEL
     if transactional.failed:
-        return "the transactional part of the migration failed"
+        return NotExecuted.TRANSACTIONAL_PART_FAILED
     return None
-
-
-def _set_session_timeouts(conn: psycopg.Connection[Any], timeouts: Timeouts) -> None:
-    for name, value in (
-        ("lock_timeout", timeouts.lock_timeout),
-        ("statement_timeout", timeouts.statement_timeout),
-    ):
-        conn.execute(
-            sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(value.as_setting()))
-        )
 
 
 def _rehearse(
@@ -130,30 +134,25 @@ def _rehearse(
     mark(statement.index)
     started = time.perf_counter()
     error: StatementError | None = None
+    undefined = False
     with sampler:
         try:
             execute_one(conn, statement.sql)
         except psycopg.Error as exc:
             if conn.closed:
-                raise DatabaseError(f"lost the connection to the clone: {exc}") from None
+                raise DatabaseError(f"lost the connection to the clone: {exc}") from exc
             error = StatementError(exc.sqlstate, error_message(exc))
+            undefined = isinstance(exc, _UNDEFINED)
         except LexingChangedError as exc:
             error = StatementError(None, str(exc))
         finally:
             mark(None)
     elapsed = (time.perf_counter() - started) * 1000
-    if (
-        error is not None
-        and error.sqlstate in _UNDEFINED
-        and _depends_on_migration(statement, transactional)
-    ):
+    if undefined and _depends_on_migration(statement, transactional):
         return statement.result(
             executed=False,
             settings_in_effect=settings,
-            not_executed_reason=(
-                "it depends on objects created or changed by earlier "
-                "statements of this migration, which the dry-run rolled back"
-            ),
+            not_executed_reason=NotExecuted.DEPENDS_ON_MIGRATION,
         )
     return statement.result(
         executed=True,

@@ -22,24 +22,23 @@ from psycopg import sql
 
 from pgparity.models.report import SideEffect, SideEffectKind
 from pgparity.pg.connection import error_message
+from pgparity.pg.schemas import user_schema
 from pgparity.pg.sqlexec import own_queries
 
 # Sequences the session may read, in the schemas the digest covers.
-_SEQUENCES = """
+_SEQUENCES = f"""
 SELECT c.oid::int8, n.nspname, c.relname
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind = 'S'
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
-  AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'
+  AND {user_schema("n.nspname")}
   AND has_table_privilege(c.oid, 'SELECT')
 ORDER BY 1
 """
-_STATISTICS = """
+_STATISTICS = f"""
 SELECT format('%I.%I', n.nspname, c.relname), c.relpages, c.reltuples::float8
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'm', 'i', 'p')
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
-  AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'
+  AND {user_schema("n.nspname")}
 """
 _SLOTS = "SELECT slot_name::text FROM pg_replication_slots"
 _ADVISORY = """

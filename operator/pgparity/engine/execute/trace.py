@@ -23,6 +23,7 @@ import psycopg
 
 from pgparity.models.report import LockRecord
 from pgparity.pg.replication import parse_lsn
+from pgparity.pg.schemas import user_schema
 from pgparity.pg.sqlexec import SessionSettings, own_queries
 
 _USER_RELATION = """
@@ -79,12 +80,11 @@ LEFT JOIN pg_catalog.pg_class c ON l.locktype = 'relation' AND c.oid = l.relatio
 LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 """
 
-_FILENODES = """
+_FILENODES = f"""
 SELECT c.oid::int8, pg_catalog.format('%I.%I', n.nspname, c.relname), c.relkind,
        pg_catalog.pg_relation_filenode(c.oid)::int8
 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
-  AND n.nspname NOT LIKE 'pg\\_temp\\_%'
+WHERE {user_schema("n.nspname")}
 """
 
 _WATCHED_FILENODES = """

@@ -68,8 +68,8 @@ class LockHolder:
         except psycopg.Error as exc:
             self._conn.close()
             if isinstance(exc, psycopg.OperationalError):
-                raise DatabaseError(f"--hold-lock {self.hold.table}: {exc}") from None
-            raise UsageError(f"--hold-lock {self.hold.table}: {error_message(exc)}") from None
+                raise DatabaseError(f"--hold-lock {self.hold.table}: {exc}") from exc
+            raise UsageError(f"--hold-lock {self.hold.table}: {error_message(exc)}") from exc
         self._thread.start()
 
     def stop(self) -> None:

@@ -11,10 +11,9 @@ session is left behind.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
 
 import psycopg
 
@@ -22,7 +21,6 @@ from pgparity.engine.observe.holdlock import HoldLock, LockHolder
 from pgparity.engine.observe.observer import (
     DEFAULT_PERIOD_SECONDS,
     OBSERVER_OPTIONS,
-    ObservationGap,
     Observer,
     Summary,
     observation_gaps,
@@ -36,11 +34,18 @@ from pgparity.engine.observe.traffic import (
     seconds,
     traffic_report,
 )
-from pgparity.models.report import StatementResult
+from pgparity.models.progress import Progress, quiet
+from pgparity.models.report import (
+    ObservationGap,
+    Observed,
+    PlanComparison,
+    StatementResult,
+    TrafficReport,
+)
 from pgparity.models.workload import Workload
 from pgparity.pg.connection import connect
+from pgparity.pg.replication import wait_for_replay
 
-Progress = Callable[[str], None]
 REPLICA_CATCHUP_TIMEOUT_SECONDS = 30.0
 
 
@@ -81,31 +86,27 @@ class ObservationResult:
     sampling_errors: int
     window_seconds: float
     replica_catchup_seconds: float | None
-    traffic: Mapping[str, Any] | None
+    traffic: TrafficReport | None
     gaps: tuple[ObservationGap, ...] = ()
 
-    def to_dict(self) -> dict[str, Any]:
+    def observed(self, plans: Sequence[PlanComparison] = ()) -> Observed:
+        """The report's account of the run, with the plans compared after it."""
         summary = self.summary
-        return {
-            "max_lock_wait_seconds": _round(summary.max_lock_wait_seconds),
-            "max_blocked_sessions": summary.max_blocked_sessions,
-            "migration_lock_wait_seconds": _round(summary.migration_lock_wait_seconds),
-            "max_replication_lag_bytes": summary.max_replication_lag_bytes,
-            "max_replication_lag_seconds": _round(summary.max_replication_lag_seconds),
-            "observation_gaps": [gap.to_dict() for gap in self.gaps],
-            "replica_catchup_seconds": None
-            if self.replica_catchup_seconds is None
-            else round(self.replica_catchup_seconds, 3),
-            "sample_period_ms": round(self.period * 1000, 3),
-            "samples": self.samples,
-            "sampling_errors": self.sampling_errors,
-            "migration_window_seconds": round(self.window_seconds, 3),
-            "traffic": dict(self.traffic) if self.traffic is not None else None,
-        }
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 3)
+        return Observed(
+            max_lock_wait_seconds=summary.max_lock_wait_seconds,
+            max_blocked_sessions=summary.max_blocked_sessions,
+            migration_lock_wait_seconds=summary.migration_lock_wait_seconds,
+            max_replication_lag_bytes=summary.max_replication_lag_bytes,
+            max_replication_lag_seconds=summary.max_replication_lag_seconds,
+            observation_gaps=self.gaps,
+            replica_catchup_seconds=self.replica_catchup_seconds,
+            sample_period_ms=self.period * 1000,
+            samples=self.samples,
+            sampling_errors=self.sampling_errors,
+            migration_window_seconds=self.window_seconds,
+            traffic=self.traffic,
+            plans=tuple(plans),
+        )
 
 
 class ObservedRun:
@@ -116,7 +117,7 @@ class ObservedRun:
         options: ObservationOptions,
         migration_pid: int,
         referenced: Sequence[str],
-        progress: Progress = lambda _: None,
+        progress: Progress = quiet,
     ) -> None:
         self._dsn = dsn
         self._replica_dsn = replica_dsn
@@ -225,16 +226,16 @@ class ObservedRun:
                 if row is None or not row[1] or row[2] < row[1]:
                     return None
                 end, replicas, _ = row
-                while time.monotonic() - started < self._options.catchup_timeout:
-                    done = conn.execute(
-                        "SELECT count(*) FROM pg_stat_replication WHERE replay_lsn >= %s", (end,)
-                    ).fetchone()
-                    if done and done[0] >= replicas:
-                        return time.monotonic() - started
-                    time.sleep(self._options.period)
+                waited = wait_for_replay(
+                    conn,
+                    str(end),
+                    int(replicas),
+                    timeout=self._options.catchup_timeout - (time.monotonic() - started),
+                    period=self._options.period,
+                )
         except psycopg.Error:
             return None
-        return None
+        return None if waited is None else time.monotonic() - started
 
     def result(self, results: Sequence[StatementResult]) -> ObservationResult:
         """Summarize, charging waits to the statements whose locks caused them."""

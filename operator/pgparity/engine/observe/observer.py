@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import psycopg
 
 from pgparity.engine.observe import observer_sql
-from pgparity.models.report import BlockingEdge, StatementObservation
+from pgparity.models.report import BlockingEdge, ObservationGap, Quantity, StatementObservation
 from pgparity.pg.connection import connect
 from pgparity.pg.replication import parse_lsn
 
@@ -375,33 +375,8 @@ def _observation(acc: _Accumulator) -> StatementObservation:
 # -- what could not be observed (pure) -------------------------------------------------------
 
 
-class Quantity(StrEnum):
-    """What the observer measures, each of which a budget can depend on."""
-
-    BLOCKED_SESSIONS = "blocked_sessions"
-    LOCK_WAIT = "lock_wait"
-    REPLICATION_LAG_BYTES = "replication_lag_bytes"
-    REPLICATION_LAG_SECONDS = "replication_lag_seconds"
-
-
 _LOCKS = (Quantity.BLOCKED_SESSIONS, Quantity.LOCK_WAIT)
 _LAG = (Quantity.REPLICATION_LAG_BYTES, Quantity.REPLICATION_LAG_SECONDS)
-
-
-@dataclass(frozen=True)
-class ObservationGap:
-    """A quantity the observer could not observe during the migration, and why.
-
-    ``no_replica``: there was nothing to observe (no replica streams from the target), which
-    matters only to a replication-lag budget.
-    """
-
-    quantity: Quantity
-    reason: str
-    no_replica: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"quantity": self.quantity.value, "reason": self.reason}
 
 
 def observation_gaps(

@@ -8,8 +8,6 @@ against expectations (``uses_index``, ``no_seq_scan_on``, ``max_total_cost``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
 from pglast import ast, parse_sql
 from pglast.parser import ParseError
@@ -17,34 +15,12 @@ from pglast.parser import ParseError
 from pgparity.engine.sql.effects import classify
 from pgparity.errors import UsageError
 from pgparity.models.migration_validation import ExplainQuery
-from pgparity.pg.explain import PlanOutcome, plan_changes
+from pgparity.models.report import PlanComparison, PlanOutcome
+from pgparity.pg.explain import plan_changes
 
 # What EXPLAIN accepts and pgparity explains (PostgreSQL 15's ExplainableStmt minus the ones
 # that create objects or run prepared statements: CREATE TABLE AS, DECLARE, EXECUTE, REFRESH).
 EXPLAINABLE = (ast.SelectStmt, ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)
-
-
-@dataclass(frozen=True)
-class PlanComparison:
-    query: ExplainQuery
-    before: PlanOutcome
-    after: PlanOutcome
-    changes: tuple[str, ...] = ()
-    violations: tuple[str, ...] = field(default_factory=tuple)
-
-    def to_dict(self) -> dict[str, Any]:
-        def side(outcome: PlanOutcome) -> Any:
-            return outcome.shape.to_dict() if outcome.shape else {"error": outcome.error}
-
-        return {
-            "name": self.query.name,
-            "sql": self.query.sql,
-            "before": side(self.before),
-            "after": side(self.after),
-            "changed": bool(self.changes),
-            "changes": list(self.changes),
-            "violations": list(self.violations),
-        }
 
 
 def check_explain_queries(queries: Sequence[ExplainQuery]) -> None:
@@ -81,9 +57,11 @@ def compare(query: ExplainQuery, before: PlanOutcome, after: PlanOutcome) -> Pla
         changes = plan_changes(before.shape, after.shape)
     violations = expectation_violations(query, after)
     return PlanComparison(
-        query=query,
+        name=query.name,
+        sql=query.sql,
         before=before,
         after=after,
+        changed=bool(changes),
         changes=tuple(changes),
         violations=tuple(violations),
     )

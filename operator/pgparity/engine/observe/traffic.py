@@ -26,6 +26,7 @@ from psycopg import sql
 from pgparity.engine.sql.statements import parse_migration
 from pgparity.errors import UsageError
 from pgparity.models.quantities import parse_duration
+from pgparity.models.report import LatencyStats, TrafficReport
 from pgparity.models.workload import ParamSpec, Workload, WorkloadStatement
 from pgparity.pg.connection import connect
 from pgparity.pg.sqlexec import LexingChangedError, execute_one, fetch_rows
@@ -344,7 +345,7 @@ def _sample(
         raise UsageError(
             f"traffic statement {statement.name or statement.sql[:40]!r}: sample "
             f"for {name} failed: {str(exc).strip().splitlines()[0]}"
-        ) from None
+        ) from exc
     values = [row[0] for row in rows]
     if not values:
         raise UsageError(
@@ -352,25 +353,6 @@ def _sample(
             f"for {name} returned no rows"
         )
     return values
-
-
-@dataclass(frozen=True)
-class LatencyStats:
-    count: int
-    p50_ms: float | None
-    p95_ms: float | None
-    p99_ms: float | None
-
-    def to_dict(self) -> dict[str, Any]:
-        def r(v: float | None) -> float | None:
-            return None if v is None else round(v, 3)
-
-        return {
-            "count": self.count,
-            "p50_ms": r(self.p50_ms),
-            "p95_ms": r(self.p95_ms),
-            "p99_ms": r(self.p99_ms),
-        }
 
 
 def latency_stats(latencies: Sequence[float]) -> LatencyStats:
@@ -385,28 +367,28 @@ def latency_stats(latencies: Sequence[float]) -> LatencyStats:
     return LatencyStats(count=len(ordered), p50_ms=rank(0.50), p95_ms=rank(0.95), p99_ms=rank(0.99))
 
 
-def traffic_report(outcome: TrafficOutcome, window: tuple[float, float]) -> dict[str, Any]:
+def traffic_report(outcome: TrafficOutcome, window: tuple[float, float]) -> TrafficReport:
     """Latency before vs during the migration, errors, completed transactions."""
     start, end = window
 
-    def stats(keep: Callable[[Transaction], bool]) -> dict[str, Any]:
-        return latency_stats([t.latency_ms for t in outcome.transactions if keep(t)]).to_dict()
+    def stats(keep: Callable[[Transaction], bool]) -> LatencyStats:
+        return latency_stats([t.latency_ms for t in outcome.transactions if keep(t)])
 
     during = [t for t in outcome.transactions if start <= t.started <= end]
-    return {
-        "clients": outcome.clients,
-        "rate_per_client": outcome.rate,
-        "statements": list(outcome.statements),
-        "transactions": len(outcome.transactions),
-        "transactions_ok": sum(1 for t in outcome.transactions if t.sqlstate is None),
-        "errors": dict(sorted(outcome.errors.items())),
-        "errors_during_migration": dict(
+    return TrafficReport(
+        clients=outcome.clients,
+        rate_per_client=outcome.rate,
+        statements=outcome.statements,
+        transactions=len(outcome.transactions),
+        transactions_ok=sum(1 for t in outcome.transactions if t.sqlstate is None),
+        errors=dict(sorted(outcome.errors.items())),
+        errors_during_migration=dict(
             sorted(Counter(t.sqlstate for t in during if t.sqlstate).items())
         ),
-        "latency_before": stats(lambda t: t.started < start and t.sqlstate is None),
-        "latency_during": stats(lambda t: start <= t.started <= end),
-        "latency_after": stats(lambda t: t.started > end and t.sqlstate is None),
-    }
+        latency_before=stats(lambda t: t.started < start and t.sqlstate is None),
+        latency_during=stats(lambda t: start <= t.started <= end),
+        latency_after=stats(lambda t: t.started > end and t.sqlstate is None),
+    )
 
 
 def seconds(text: str | None, default: float = 0.0) -> float:
