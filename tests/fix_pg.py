@@ -24,7 +24,9 @@ from psycopg import conninfo, sql
 
 from pgparity.engine.evidence import EvidenceThresholds
 from pgparity.engine.execute.dryrun import Timeouts
+from pgparity.engine.margins import HeadroomPolicy
 from pgparity.engine.observe.observation import ObservationOptions, TrafficPlan
+from pgparity.engine.scale import ProductionSizes
 from pgparity.engine.validate import MigrationFile, Target, ValidationOptions, validate
 from pgparity.models.quantities import parse_duration
 from pgparity.models.report import ValidationReport
@@ -197,6 +199,9 @@ def validate_sql(
     observation: ObservationOptions | None = None,
     explain: ExplainFile | None = None,
     evidence: EvidenceThresholds | None = None,
+    headroom: HeadroomPolicy | None = None,
+    repeat: int = 1,
+    production: ProductionSizes | None = None,
 ) -> ValidationReport:
     """Write ``text`` to a migration file and validate it against ``db`` in-process."""
     from pathlib import Path
@@ -211,6 +216,9 @@ def validate_sql(
         observation=observation or ObservationOptions(),
         explain=explain,
         evidence=evidence or EvidenceThresholds(),
+        headroom=headroom or HeadroomPolicy(),
+        repeat=repeat,
+        production=production,
     )
     target = Target(db.dsn, db.replica_dsn if replica else None)
     return validate(MigrationFile.read(path), target, options)

@@ -244,6 +244,40 @@ INVALID: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
         _with(VALIDATION, "spec.strict", "yes"),
         ("spec.strict", "boolean"),
     ),
+    (
+        "headroom below 1",
+        _with(VALIDATION, "spec.headroom", {"factor": 0.5}),
+        ("spec.headroom.factor", "greater than or equal to 1"),
+    ),
+    (
+        "unknown headroom severity",
+        _with(VALIDATION, "spec.headroom", {"severity": "fatal"}),
+        ("spec.headroom.severity", "Unsupported value"),
+    ),
+    (
+        "too many repeats",
+        _with(VALIDATION, "spec.repeat", 50),
+        ("spec.repeat", "less than or equal to 20"),
+    ),
+    (
+        "production with neither secret nor tables",
+        _with(VALIDATION, "spec.production", {}),
+        ("spec.production", "exactly one of secretRef or tables"),
+    ),
+    (
+        "production with both secret and tables",
+        _with(
+            VALIDATION,
+            "spec.production",
+            {"secretRef": {"name": "p", "key": "dsn"}, "tables": [{"name": "t", "size": "1GB"}]},
+        ),
+        ("spec.production", "exactly one of secretRef or tables"),
+    ),
+    (
+        "production table with a bad size",
+        _with(VALIDATION, "spec.production", {"tables": [{"name": "t", "size": "huge"}]}),
+        ("spec.production.tables[0].size", "size such as 120GB"),
+    ),
 ]
 
 

@@ -288,6 +288,7 @@ def test_validation_job_and_verdicts(
         "LocksWithinBudget": "True",
         "ReplicationLagWithinBudget": "True",
         "PlansAsExpected": "True",
+        "WithinHeadroom": "True",
         "Validated": "True",
         "Ready": "True",
         "Reconciling": "False",

@@ -6,7 +6,8 @@ byte for byte, after normalising only what varies from run to run: timings, WAL 
 counts become ``<int>``/``<float>`` (their type and null-ness still compared), numbers with a
 unit inside findings' messages become ``N``, a statement nothing was seen blocking is ``<quiet>`` (a
 fast statement may fall between two samples), the locks sampled during a rehearsal outside the
-transaction are ``<sampled>``, and blocking edges are sorted.
+transaction are ``<sampled>``, a run's cache state (warm or cold, issue 13) is ``<cached>``, and
+blocking edges are sorted.
 
 ``PGPARITY_WRITE_GOLDEN=1 pytest tests/pg/test_golden_reports.py`` writes the files anew; they
 were first written by the code before the report became typed (issue 12), so a difference is a
@@ -222,9 +223,23 @@ VARYING = {
     "total_cost",
     "statement_ms",  # lint evidence (issue 18): the statement's own time under its lock
     "blocked_sessions",
+    # margins (issue 13): the runs' spread, buffer counts
+    "min_ms",
+    "median_ms",
+    "max_ms",
+    "measured_ms",
+    "hit",
+    "read",
+    "hit_ratio",
 }
+# Whether a run found its blocks in shared buffers (warm) or read them in (cold) varies;
+# that it read blocks at all ("none" or null otherwise) does not.
+CACHED = {"warm", "cold"}
 # Values whose very presence varies (a percentile of no transaction is null).
 ANY_VALUE = {"p50_ms", "p95_ms", "p99_ms"}
+# A statement's headroom (issue 13): fractions of each budget. Those of the budgets the observer
+# measures are null for a statement it did not sample (the one that is "<quiet>").
+OBSERVED_FRACTIONS = {"lock_timeout", "lock_wait_budget", "replication_lag_budget"}
 _UNIT = re.compile(r"\b\d+(\.\d+)?(?= ?(ms|s|kB|MB|GB|TB|B|bytes|sessions)\b|×)")
 COUNTS = {"errors", "errors_during_migration"}  # traffic errors by SQLSTATE: how many varies
 
@@ -234,11 +249,15 @@ def normalise(value: Any, key: str = "") -> Any:
         return "<varies>"
     if key in VARYING and isinstance(value, int | float) and not isinstance(value, bool):
         return f"<{type(value).__name__}>"
+    if key == "cache" and isinstance(value, str) and value in CACHED:
+        return "<cached>"
     if isinstance(value, str) and key in ("message", "reason"):
         return _UNIT.sub("N", value)
     if isinstance(value, list):
         items = [normalise(item, key) for item in value]
         return sorted(items, key=json.dumps) if key == "blocking" else items
+    if isinstance(value, dict) and key == "headroom":
+        return {k: _fraction(k, v) for k, v in value.items()}
     if isinstance(value, dict) and key in COUNTS:
         return {k: f"<{type(v).__name__}>" for k, v in value.items()}
     if isinstance(value, dict):
@@ -253,6 +272,12 @@ def _normalise_member(parent: dict[str, Any], key: str) -> Any:
     if key == "locks" and parent.get("phase") == "outside-transaction":
         return "<sampled>"
     return normalise(value, key)
+
+
+def _fraction(budget: str, fraction: float | None) -> Any:
+    if budget in OBSERVED_FRACTIONS:
+        return "<varies>"
+    return fraction if fraction is None else f"<{type(fraction).__name__}>"
 
 
 def _quiet(observed: dict[str, Any]) -> bool:

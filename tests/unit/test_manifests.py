@@ -224,6 +224,7 @@ def test_status_from_a_report() -> None:
         "LocksWithinBudget",
         "ReplicationLagWithinBudget",
         "PlansAsExpected",
+        "WithinHeadroom",
         "Validated",
         "Ready",
         "Reconciling",
@@ -243,6 +244,46 @@ def test_status_from_a_report() -> None:
         failed=True,
     )
     assert failed.verdict is None  # never a verdict without evidence
+
+
+@pytest.mark.parametrize(
+    ("rule", "severity", "within", "reason"),
+    [
+        (Rule.TIMEOUT_HEADROOM, Severity.ERROR, ConditionStatus.FALSE, "TimeoutHeadroom"),
+        (Rule.BUDGET_HEADROOM, Severity.ERROR, ConditionStatus.FALSE, "BudgetHeadroom"),
+        # --headroom-severity warning: reported, but the margin does not fail the condition
+        (Rule.TIMEOUT_HEADROOM, Severity.WARNING, ConditionStatus.TRUE, "WithinHeadroom"),
+        # another rule's error is not about headroom
+        (Rule.LOCK_WAIT_BUDGET, Severity.ERROR, ConditionStatus.TRUE, "WithinHeadroom"),
+    ],
+)
+def test_within_headroom_is_decided_by_the_headroom_rules(
+    rule: Rule, severity: Severity, within: ConditionStatus, reason: str
+) -> None:
+    report = ValidationReport(
+        verdict=Verdict.REJECTED if severity is Severity.ERROR else Verdict.VALIDATED,
+        migration=MigrationInfo("m.sql", "f" * 64),
+        target=TargetInfo(),
+        settings={},
+        statements=(),
+        findings=(Finding(rule, severity, "used 61 % of statement_timeout", 1),),
+    )
+    status = completed_status(
+        MigrationValidationStatus(),
+        report,
+        now="t",
+        generation=1,
+        key="k",
+        report_ref=ReportRef("r", "report.json"),
+        job_name="j",
+        started_at="s",
+        duration_seconds=1.0,
+    )
+    marks = {c.type: c for c in status.conditions}
+    assert (marks["WithinHeadroom"].status, marks["WithinHeadroom"].reason) == (within, reason)
+    # A thin margin is not a failed dry-run: only WithinHeadroom says so.
+    if rule is not Rule.LOCK_WAIT_BUDGET:
+        assert marks["DryRunSucceeded"].status is ConditionStatus.TRUE
 
 
 def test_configuration_from_the_environment() -> None:

@@ -32,6 +32,7 @@ OWN_SQL = {
     ("clonecheck.py", "_scalar", "query.encode()"): "callers pass module constants",
     ("engine/execute/residue.py", "_sequence_values", "query"): "sql.SQL join of sql.Identifiers",
     ("engine/execute/residue.py", "_attempt", "query"): "callers pass _SETVAL or _DROP_SLOT",
+    ("engine/execute/buffers.py", "_read", "query"): "callers pass _ALL or _LOCKED",
     (
         "engine/observe/observer.py",
         "_activity_sample",

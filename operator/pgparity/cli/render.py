@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from typing import Any
 
+from pgparity.cli.render_margins import margin_lines, markdown_margins
 from pgparity.models.quantities import format_bytes, format_ms
 from pgparity.models.report import (
     Finding,
@@ -195,6 +196,7 @@ def _statement_details(s: StatementResult) -> list[str]:
             for edge in seen.blocking[:3]
         )
     details.extend(f"compensated: {step}" for step in s.compensation)
+    details.extend(margin_lines(s))
     return details
 
 
@@ -243,6 +245,7 @@ def render_markdown(report: ValidationReport) -> str:
         ]
         lines += [_md_statement(s) for s in report.statements]
         lines.append("")
+    lines += markdown_margins(report.statements)
     lines += _md_observation(report)
     return "\n".join(lines)
 

@@ -22,10 +22,13 @@ from pgparity.cli.common import (
 )
 from pgparity.cli.render import FORMATS, render, summary_line
 from pgparity.engine.execute.dryrun import Timeouts
+from pgparity.engine.execute.repeat import MAX_REPEAT
+from pgparity.engine.margins import DEFAULT_FACTOR, MAX_FACTOR, HeadroomPolicy
 from pgparity.engine.observe.holdlock import HoldLock
 from pgparity.engine.observe.observation import Budgets, ObservationOptions, TrafficPlan
 from pgparity.engine.observe.plans import check_explain_queries
 from pgparity.engine.observe.traffic import check_workload
+from pgparity.engine.scale import ProductionSizes
 from pgparity.engine.validate import (
     MigrationFile,
     Target,
@@ -36,11 +39,15 @@ from pgparity.engine.validate import (
 from pgparity.errors import SpecError, UsageError
 from pgparity.inputs import REPORT, SEED_SQL, check_no_nul, read_text
 from pgparity.lint import find_config, load_config
+from pgparity.models.codec import FILE, decode
+from pgparity.models.migration_validation import ProductionTables
 from pgparity.models.progress import Progress
 from pgparity.models.quantities import is_duration, parse_duration, parse_size
-from pgparity.models.report import Rule, ValidationReport, Verdict
+from pgparity.models.report import ProductionSource, Rule, Severity, ValidationReport, Verdict
 from pgparity.models.workload import MAX_CLIENTS, MAX_RATE, ExplainFile, Workload
+from pgparity.pg.connection import connect
 from pgparity.pg.localcluster import LocalCluster
+from pgparity.pg.sizes import TableSize, read_table_sizes
 from pgparity.redaction import sanitize_strings
 
 # PostgreSQL's limit on max_connections (MAX_BACKENDS): more sessions cannot be blocked.
@@ -175,6 +182,43 @@ def _add_validate(p: argparse.ArgumentParser) -> None:
         metavar="DURATION",
         help="how often the observer samples (default 50ms)",
     )
+    margins = p.add_argument_group("margins")
+    margins.add_argument(
+        "--headroom",
+        type=number_in_range(1, MAX_FACTOR),
+        default=DEFAULT_FACTOR,
+        metavar="FACTOR",
+        help="every statement must fit FACTOR times in statement_timeout, lock_timeout and "
+        f"the budgets (default {DEFAULT_FACTOR:g}; 1 = no margin)",
+    )
+    margins.add_argument(
+        "--headroom-severity",
+        choices=("error", "warning"),
+        default="error",
+        help="what a statement closer to a limit than --headroom is (default error)",
+    )
+    margins.add_argument(
+        "--repeat",
+        type=int_in_range(1, MAX_REPEAT),
+        default=1,
+        metavar="N",
+        help="run the measured dry-run N times, each rolled back; min/median/max per statement, "
+        f"the verdict uses the slowest (default 1, at most {MAX_REPEAT})",
+    )
+    production = margins.add_mutually_exclusive_group()
+    production.add_argument(
+        "--production-dsn",
+        metavar="DSN",
+        help="read production's table sizes (read-only, catalog only) and predict each "
+        "statement's duration at production scale (default: $PGPARITY_PRODUCTION_DSN)",
+    )
+    production.add_argument(
+        "--production-sizes",
+        type=Path,
+        metavar="FILE",
+        help="production's table sizes as YAML ({tables: [{name, size, rows}]}), instead of "
+        "--production-dsn",
+    )
     p.add_argument("--format", choices=FORMATS, default="text")
     p.add_argument("--output", type=Path, metavar="FILE", help="write the report here")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -200,6 +244,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
         observation=_observation_options(args),
         explain=explain_file(args.explain) if args.explain else None,
         lint=load_config(args.lint_config or find_config(Path.cwd())),
+        repeat=args.repeat,
+        production=_production_sizes(args),
+        headroom=HeadroomPolicy(factor=args.headroom, severity=Severity(args.headroom_severity)),
     )
     progress = progress_printer(args.quiet)
     if args.local:
@@ -313,6 +360,29 @@ def _budgets(args: argparse.Namespace) -> Budgets:
         max_lag_bytes=lag_bytes,
         max_lag_seconds=lag_seconds,
     )
+
+
+def _production_sizes(args: argparse.Namespace) -> ProductionSizes | None:
+    """Production's table sizes: from a file, or read from production (read-only)."""
+    if args.production_sizes:
+        return production_sizes_file(args.production_sizes)
+    dsn = args.production_dsn or os.environ.get("PGPARITY_PRODUCTION_DSN")
+    if not dsn:
+        return None
+    with connect(dsn, role="production", read_only=True) as conn:
+        return ProductionSizes(ProductionSource.DSN, read_table_sizes(conn))
+
+
+def production_sizes_file(path: Path, flag: str = "--production-sizes") -> ProductionSizes:
+    try:
+        parsed = decode(ProductionTables, load_yaml(path, flag), rules=FILE)
+    except UsageError as exc:
+        raise UsageError(f"{flag} file {path}: {exc}") from exc
+    tables = {
+        t.name: TableSize(bytes=parse_size(t.size, what="size").bytes, rows=t.rows)
+        for t in parsed.tables
+    }
+    return ProductionSizes(ProductionSource.FILE, tables)
 
 
 def explain_file(path: Path, flag: str = "--explain") -> ExplainFile:

@@ -94,12 +94,15 @@ def _error(rule: Rule, message: str, result: StatementResult | None = None) -> F
 
 
 def _warning(rule: Rule, message: str, result: StatementResult) -> Finding:
+    return statement_finding(rule, Severity.WARNING, message, result)
+
+
+def statement_finding(
+    rule: Rule, severity: Severity, message: str, result: StatementResult
+) -> Finding:
+    """A finding about one statement."""
     return Finding(
-        rule=rule,
-        severity=Severity.WARNING,
-        message=message,
-        statement=result.index,
-        line=result.line,
+        rule=rule, severity=severity, message=message, statement=result.index, line=result.line
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from pgparity.engine.execute.dryrun import (
     run_in_rolled_back_transaction,
 )
 from pgparity.engine.execute.outside import OutsideRun, not_executed, rehearse_outside_transaction
+from pgparity.engine.execute.repeat import repeat_dry_run, with_repeats
 from pgparity.engine.execute.residue import (
     ResidueSnapshot,
     put_back,
@@ -42,9 +44,16 @@ from pgparity.engine.execute.residue import (
     take_residue_snapshot,
 )
 from pgparity.engine.execute.residue import compare as residue_compare
+from pgparity.engine.margins import (
+    HeadroomPolicy,
+    headroom_findings,
+    repeat_findings,
+    with_headroom,
+)
 from pgparity.engine.observe.observation import ObservationOptions, ObservationResult, ObservedRun
 from pgparity.engine.observe.plans import check_explain_queries, compare
 from pgparity.engine.observe.traffic import check_workload, existing_tables
+from pgparity.engine.scale import ProductionSizes, ScaleInputs, with_predictions
 from pgparity.engine.sql.statements import ParsedMigration, parse_migration
 from pgparity.errors import UsageError
 from pgparity.inputs import MIGRATION, check_text, read_text
@@ -53,6 +62,7 @@ from pgparity.models.migration_validation import ExplainQuery
 from pgparity.models.progress import Progress, quiet
 from pgparity.models.report import (
     Finding,
+    MarginSettings,
     MigrationInfo,
     NotExecuted,
     Observations,
@@ -73,6 +83,7 @@ from pgparity.models.workload import ExplainFile
 from pgparity.pg.clone import database_settings, is_clone
 from pgparity.pg.connection import connect, describe_dsn
 from pgparity.pg.replication import system_identifier
+from pgparity.pg.sizes import TableSize, read_table_sizes
 from pgparity.schema.digest import CatalogSnapshot, diff_snapshots, take_snapshot
 
 DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -116,6 +127,20 @@ class ValidationOptions:
     explain: ExplainFile | None = None
     lint: LintConfig = field(default_factory=LintConfig)
     evidence: EvidenceThresholds = field(default_factory=EvidenceThresholds)
+    headroom: HeadroomPolicy = field(default_factory=HeadroomPolicy)
+    repeat: int = 1  # runs of the measured dry-run; the verdict uses the slowest
+    production: ProductionSizes | None = None  # predict durations at production scale
+
+    @property
+    def margin_settings(self) -> MarginSettings:
+        production = self.production
+        return MarginSettings(
+            headroom_factor=self.headroom.factor,
+            headroom_severity=self.headroom.severity,
+            repeat=self.repeat,
+            production=production.source if production else None,
+            production_tables=len(production.tables) if production else 0,
+        )
 
 
 @dataclass
@@ -256,6 +281,7 @@ def _measured_run(
     queries = options.explain.queries if options.explain else ()
     analyze_plans = bool(options.explain and options.explain.analyze)
     residue_before = take_residue_snapshot(conn)
+    clone_sizes = read_table_sizes(conn) if options.production else {}
     plans_before = explain_in_rolled_back_transaction(
         conn, queries, options.timeouts, analyze=analyze_plans
     )
@@ -281,6 +307,7 @@ def _measured_run(
         replace(r, observed=observation.summary.statements.get(r.index)) if r.executed else r
         for r in results
     ]
+    results = _with_margins(conn, parsed, options, tx, results, clone_sizes, progress)
     checks = AfterChecks()
     if not tx.failed and (options.check_rerun or queries):
         touched = existing_tables(conn, sorted(tx.touched_relations))
@@ -300,6 +327,34 @@ def _measured_run(
     side_effects = _side_effects(conn, residue_before, options, clone)
     return _Run(
         before, after, tx, outside, after_outside, observation, checks, plans, results, side_effects
+    )
+
+
+def _with_margins(
+    conn: psycopg.Connection[Any],
+    parsed: ParsedMigration,
+    options: ValidationOptions,
+    tx: TransactionalRun,
+    results: list[StatementResult],
+    clone_sizes: Mapping[str, TableSize],
+    progress: Progress,
+) -> list[StatementResult]:
+    """The repeats, the production-scale predictions, and then the headroom of each statement
+    (judged on the slowest run and on the prediction)."""
+    if options.repeat > 1 and not tx.failed:
+        repeats = repeat_dry_run(
+            conn, parsed.transactional, options.timeouts, options.repeat - 1, progress
+        )
+        results = with_repeats(results, repeats)
+    if options.production is not None:
+        created = frozenset(tx.created_relations)
+        scale = ScaleInputs(clone=clone_sizes, production=options.production, created=created)
+        results = with_predictions(results, parsed.statements, scale)
+    return with_headroom(
+        results,
+        options.timeouts.lock_timeout,
+        options.timeouts.statement_timeout,
+        options.observation.budgets,
     )
 
 
@@ -425,6 +480,8 @@ def _findings(run: _Run, options: ValidationOptions) -> list[Finding]:
         *rules.rerun_findings(run.checks.rerun_failures, results),
         *rules.not_executed_findings(results),
         *rules.side_effect_findings(run.side_effects),
+        *repeat_findings(results),
+        *headroom_findings(results, options.headroom),
     ]
     return found
 
@@ -471,4 +528,5 @@ def _report(
         strict=options.strict,
         side_effects=tuple(run.side_effects) if run is not None else (),
         lint=tuple(by_judgement(lint)),
+        margins=options.margin_settings,
     )

@@ -12,6 +12,7 @@ from dataclasses import replace
 from pgparity.manifests.conditions import set_condition
 from pgparity.manifests.readiness import validation_conditions
 from pgparity.models.common import Condition, ConditionStatus, Reason
+from pgparity.models.margins import headroom_text
 from pgparity.models.migration_validation import (
     FindingSummary,
     LockSummary,
@@ -44,6 +45,7 @@ DRIFT_RULES: set[str] = {Rule.SCHEMA_DRIFT}
 LOCK_RULES: set[str] = {Rule.LOCK_WAIT_BUDGET, Rule.BLOCKED_SESSIONS_BUDGET}
 LAG_RULES: set[str] = {Rule.REPLICATION_LAG_BUDGET}
 PLAN_RULES: set[str] = {Rule.PLAN_EXPECTATION}
+HEADROOM_RULES: set[str] = {Rule.TIMEOUT_HEADROOM, Rule.BUDGET_HEADROOM}
 
 
 def retry_delay(failures: int, resync_seconds: float) -> float:
@@ -86,7 +88,7 @@ def report_conditions(
     )
     judge(
         "DryRunSucceeded",
-        rules - DRIFT_RULES - LOCK_RULES - LAG_RULES - PLAN_RULES,
+        rules - DRIFT_RULES - LOCK_RULES - LAG_RULES - PLAN_RULES - HEADROOM_RULES,
         Reason.DRY_RUN_SUCCEEDED,
         "every statement ran and the schema came back unchanged",
     )
@@ -103,6 +105,7 @@ def report_conditions(
         f"largest lag {seen.max_replication_lag_bytes} bytes",
     )
     judge("PlansAsExpected", PLAN_RULES, Reason.PLANS_AS_EXPECTED, _plan_message(report))
+    judge("WithinHeadroom", HEADROOM_RULES, Reason.WITHIN_HEADROOM, _headroom_message(report))
     validated = report.verdict is Verdict.VALIDATED
     summary = errors[0].message if errors else f"{len(report.warnings)} warnings"
     return set_condition(
@@ -130,6 +133,13 @@ def _plan_message(report: ValidationReport) -> str:
     return f"plans changed: {', '.join(changed)}" if changed else "no plan changed"
 
 
+def _headroom_message(report: ValidationReport) -> str:
+    factor = report.margins.headroom_factor if report.margins else None
+    if factor is None:
+        return "no headroom asked for"
+    return f"every statement fits {factor:g} times in its timeouts and budgets"
+
+
 def statement_summaries(report: ValidationReport) -> tuple[StatementSummary, ...]:
     summaries = []
     for s in report.statements[:MAX_STATEMENTS]:
@@ -151,6 +161,10 @@ def statement_summaries(report: ValidationReport) -> tuple[StatementSummary, ...
                 max_blocked_sessions=s.observed.max_blocked_sessions if s.observed else None,
                 max_replication_lag_bytes=s.observed.max_replication_lag_bytes
                 if s.observed
+                else None,
+                headroom=headroom_text(s.margins.headroom) or None if s.margins else None,
+                predicted_duration_ms=s.margins.prediction.duration_ms
+                if s.margins and s.margins.prediction
                 else None,
             )
         )

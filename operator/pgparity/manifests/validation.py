@@ -27,13 +27,19 @@ from pgparity.manifests.labels import (
 )
 from pgparity.manifests.pods import restricted_container, restricted_pod, tmp_mount, tmp_volume
 from pgparity.models.codec import encode
-from pgparity.models.migration_validation import KIND, MigrationValidationSpec, TrafficMode
+from pgparity.models.migration_validation import (
+    KIND,
+    MigrationValidationSpec,
+    ProductionTables,
+    TrafficMode,
+)
 
 INPUTS_DIR = "/pgparity/inputs"
 MIGRATION_KEY = "migration.sql"
 WORKLOAD_KEY = "workload.yaml"
 EXPLAIN_KEY = "explain.yaml"
 REPORT_KEY = "report.json"
+PRODUCTION_KEY = "production.yaml"
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,9 @@ def build_inputs(
         data[WORKLOAD_KEY] = inputs.workload
     if spec.explain is not None and spec.explain.queries:
         data[EXPLAIN_KEY] = yaml.safe_dump(encode(spec.explain), sort_keys=False)
+    if spec.production is not None and spec.production.tables:
+        tables = encode(ProductionTables(tables=spec.production.tables))
+        data[PRODUCTION_KEY] = yaml.safe_dump(tables, sort_keys=False)
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -199,6 +208,7 @@ def validate_command(
     command += _traffic_args(spec, inputs)
     if spec.explain is not None and spec.explain.queries:
         command += ["--explain", f"{INPUTS_DIR}/{EXPLAIN_KEY}"]
+    command += _margin_args(spec)
     budgets = spec.budgets
     if budgets is not None:
         if budgets.max_lock_wait:
@@ -208,6 +218,32 @@ def validate_command(
         if budgets.max_replication_lag:
             command += ["--max-replication-lag", budgets.max_replication_lag]
     return command
+
+
+def _margin_args(spec: MigrationValidationSpec) -> list[str]:
+    """Headroom, repeats and production's sizes (the DSN comes from the environment)."""
+    args: list[str] = []
+    if spec.headroom is not None:
+        args += ["--headroom", f"{spec.headroom.factor:g}"]
+        args += ["--headroom-severity", spec.headroom.severity.value]
+    if spec.repeat > 1:
+        args += ["--repeat", str(spec.repeat)]
+    if spec.production is not None and spec.production.tables:
+        args += ["--production-sizes", f"{INPUTS_DIR}/{PRODUCTION_KEY}"]
+    return args
+
+
+def _production_env(spec: MigrationValidationSpec) -> list[dict[str, Any]]:
+    """Production's read-only DSN from its Secret, never on the command line."""
+    ref = spec.production.secret_ref if spec.production else None
+    if ref is None:
+        return []
+    return [
+        {
+            "name": "PGPARITY_PRODUCTION_DSN",
+            "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}},
+        }
+    ]
 
 
 def _traffic_args(spec: MigrationValidationSpec, inputs: ValidationInputs) -> list[str]:
@@ -260,6 +296,7 @@ def build_job(
                 "name": "POD_NAMESPACE",
                 "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
             },
+            *_production_env(spec),
         ],
         "resources": {
             "requests": {"cpu": "100m", "memory": "128Mi"},

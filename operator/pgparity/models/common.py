@@ -47,6 +47,7 @@ class Reason(StrEnum):
     DRY_RUN_SUCCEEDED = "DryRunSucceeded"
     WITHIN_BUDGET = "WithinBudget"
     PLANS_AS_EXPECTED = "PlansAsExpected"
+    WITHIN_HEADROOM = "WithinHeadroom"
     VALIDATED = "Validated"
     REJECTED = "Rejected"
     # StagingClone

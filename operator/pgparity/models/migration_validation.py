@@ -19,7 +19,7 @@ from pgparity.models.common import (
     is_pg_duration,
     is_pg_size,
 )
-from pgparity.models.report import Verdict
+from pgparity.models.report import Severity, Verdict
 
 KIND = "MigrationValidation"
 PLURAL = "migrationvalidations"
@@ -29,6 +29,7 @@ CONDITION_TYPES = (
     "LocksWithinBudget",
     "ReplicationLagWithinBudget",
     "PlansAsExpected",
+    "WithinHeadroom",
     "Validated",
 )
 
@@ -130,6 +131,56 @@ class Budgets:
 
 
 @dataclass(frozen=True)
+class Headroom:
+    """How close to its timeouts and budgets a statement may run (``--headroom``)."""
+
+    factor: float = 2.0
+    severity: Severity = Severity.ERROR
+
+    def problems(self) -> list[tuple[str, str]]:
+        if not 1 <= self.factor <= 100:
+            return [("factor", "must be between 1 and 100")]
+        return []
+
+
+@dataclass(frozen=True)
+class ProductionTable:
+    """A production table's size, for predicting durations at production scale."""
+
+    name: str
+    size: str
+    rows: int | None = None
+
+    def problems(self) -> list[tuple[str, str]]:
+        found = []
+        if not is_pg_size(self.size):
+            found.append(("size", "must be a size such as 120GB"))
+        if self.rows is not None and self.rows < 0:
+            found.append(("rows", "must not be negative"))
+        return found
+
+
+@dataclass(frozen=True)
+class ProductionTables:
+    """The file ``--production-sizes`` reads (and ``spec.production.tables`` becomes)."""
+
+    tables: tuple[ProductionTable, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProductionSpec:
+    """Where production's table sizes come from: a Secret with a read-only DSN, or given."""
+
+    secret_ref: KeyRef | None = None
+    tables: tuple[ProductionTable, ...] = ()
+
+    def problems(self) -> list[tuple[str, str]]:
+        if (self.secret_ref is None) == (not self.tables):
+            return [("", "exactly one of secretRef or tables must be set")]
+        return []
+
+
+@dataclass(frozen=True)
 class MigrationValidationSpec:
     clone_ref: LocalObjectRef
     migration: MigrationSource
@@ -140,6 +191,9 @@ class MigrationValidationSpec:
     budgets: Budgets | None = None
     strict: bool = False
     deadline_seconds: int = 1800
+    headroom: Headroom | None = None
+    repeat: int = 1
+    production: ProductionSpec | None = None
 
     @classmethod
     def parse(cls, doc: Any, path: str = "spec") -> MigrationValidationSpec:
@@ -167,6 +221,8 @@ class StatementSummary:
     error: str | None = None
     max_blocked_sessions: int | None = None
     max_replication_lag_bytes: int | None = None
+    headroom: str | None = None
+    predicted_duration_ms: float | None = None
 
 
 @dataclass(frozen=True)

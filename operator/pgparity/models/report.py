@@ -10,6 +10,7 @@ document does not match. Fields may be added; none may be renamed.
 from __future__ import annotations
 
 import re
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -73,6 +74,8 @@ class Rule(StrEnum):
     TABLE_REWRITE = "table-rewrite"
     NOT_IDEMPOTENT = "not-idempotent"
     NOT_EXECUTED = "not-executed"
+    TIMEOUT_HEADROOM = "timeout-headroom"  # issue 13: closer to a timeout than --headroom
+    BUDGET_HEADROOM = "budget-headroom"  # closer to a lock-wait or lag budget
 
 
 def condition_reason(rule: str) -> str:
@@ -162,6 +165,170 @@ class StatementObservation(_Document):
     blocking: tuple[BlockingEdge, ...] = ()
 
 
+# -- margins (issue 13) -------------------------------------------------------------------
+# How close a statement ran to its limits: the fraction of each budget it used (0.41 is
+# "41 % of statement_timeout"; None: no such budget, a timeout of 0 is disabled), its repeated
+# runs, and its duration predicted at production scale.
+
+RATIO = rounded(4)
+# Below this share of its data blocks found in shared buffers, a run counts as cold: most of
+# what it read came from the operating system's cache or the disk.
+WARM_HIT_RATIO = 0.9
+
+
+class Cache(StrEnum):
+    """Where a run found the data blocks it read."""
+
+    WARM = "warm"  # mostly in shared buffers
+    COLD = "cold"  # mostly read in
+    NONE = "none"  # it read no data blocks (catalog-only)
+
+
+class Growth(StrEnum):
+    """How a statement's duration grows with its table (the scale model, README)."""
+
+    CONSTANT = "constant"  # catalog-only: the same at any size
+    LINEAR = "linear"  # scans, rewrites, DML over the table
+    N_LOG_N = "n-log-n"  # index builds: a sort of the table's rows
+
+
+class Measure(StrEnum):
+    """The budget a headroom fraction is of; the values are ``Headroom``'s field names."""
+
+    STATEMENT_TIMEOUT = "statement_timeout"
+    LOCK_TIMEOUT = "lock_timeout"
+    LOCK_WAIT_BUDGET = "lock_wait_budget"
+    REPLICATION_LAG_BUDGET = "replication_lag_budget"
+    PREDICTED_STATEMENT_TIMEOUT = "predicted_statement_timeout"
+
+
+class ProductionSource(StrEnum):
+    """Where the production sizes of a scale prediction came from."""
+
+    DSN = "dsn"  # read from production (read-only)
+    FILE = "file"  # given as a file (a MigrationValidation's spec.production.tables)
+
+
+@dataclass(frozen=True)
+class Buffers(_Document):
+    """Data blocks one run of a statement found in shared buffers (hit) or read in (read).
+
+    ``hit_ratio`` and ``cache`` follow from the counts: build with ``Buffers.counted``.
+    """
+
+    hit: int
+    read: int
+    hit_ratio: float | None = field(default=None, metadata=RATIO)  # None: it read no blocks
+    cache: Cache = Cache.NONE
+    tables: tuple[str, ...] = ()  # the tables (not indexes) whose blocks it asked for
+
+    @classmethod
+    def counted(cls, hit: int, read: int, tables: tuple[str, ...] = ()) -> Buffers:
+        total = hit + read
+        ratio = None if total == 0 else hit / total
+        if ratio is None:
+            cache = Cache.NONE
+        else:
+            cache = Cache.WARM if ratio >= WARM_HIT_RATIO else Cache.COLD
+        return cls(hit=hit, read=read, hit_ratio=ratio, cache=cache, tables=tables)
+
+
+@dataclass(frozen=True)
+class RunSample(_Document):
+    """One run of one statement: its duration, its error (SQLSTATE), its buffers."""
+
+    duration_ms: float = field(metadata=MS)
+    failed: bool = False
+    sqlstate: str | None = None
+    buffers: Buffers | None = None
+
+
+@dataclass(frozen=True)
+class Runs(_Document):
+    """Every run of a statement (the observed one first); the verdict uses the slowest.
+
+    The summary follows from the samples: build with ``Runs.of``.
+    """
+
+    count: int
+    min_ms: float = field(metadata=MS)
+    median_ms: float = field(metadata=MS)
+    max_ms: float = field(metadata=MS)
+    failures: int
+    cache: tuple[Cache | None, ...]  # per run; None where its buffers were not counted
+    samples: tuple[RunSample, ...] = field(metadata={"json": "runs"})
+
+    @classmethod
+    def of(cls, samples: Sequence[RunSample]) -> Runs:
+        durations = [s.duration_ms for s in samples]
+        return cls(
+            count=len(samples),
+            min_ms=min(durations),
+            median_ms=float(statistics.median(durations)),
+            max_ms=max(durations),
+            failures=sum(1 for s in samples if s.failed),
+            cache=tuple(s.buffers.cache if s.buffers else None for s in samples),
+            samples=tuple(samples),
+        )
+
+
+@dataclass(frozen=True)
+class ScaledTable(_Document):
+    """A table a statement worked on, at the clone's size and at production's."""
+
+    name: str
+    clone_bytes: int
+    production_bytes: int | None
+
+
+@dataclass(frozen=True)
+class Prediction(_Document):
+    """A statement's duration predicted at production scale: ``factor`` × the measured one."""
+
+    growth: Growth
+    factor: float = field(metadata=RATIO)
+    measured_ms: float = field(metadata=MS)
+    duration_ms: float = field(metadata=MS)
+    tables: tuple[ScaledTable, ...] = ()
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Headroom(_Document):
+    """The fraction of each budget a statement used; None where there is no such budget."""
+
+    statement_timeout: float | None = field(default=None, metadata=RATIO)
+    lock_timeout: float | None = field(default=None, metadata=RATIO)
+    lock_wait_budget: float | None = field(default=None, metadata=RATIO)
+    replication_lag_budget: float | None = field(default=None, metadata=RATIO)
+    predicted_statement_timeout: float | None = field(default=None, metadata=RATIO)
+
+    def fraction(self, measure: Measure) -> float | None:
+        value: float | None = getattr(self, measure.value)
+        return value
+
+
+@dataclass(frozen=True)
+class StatementMargins(_Document):
+    """How close one statement ran to its limits (``statements[].margins``)."""
+
+    headroom: Headroom
+    runs: Runs | None = field(default=None, metadata={"json": "repeats"})
+    prediction: Prediction | None = None
+
+
+@dataclass(frozen=True)
+class MarginSettings(_Document):
+    """The run's margin settings (the report's ``margins``): the headroom asked for, the
+    repeats, where production's sizes came from."""
+
+    headroom_factor: float
+    headroom_severity: Severity  # what a statement closer to a limit than the factor is
+    repeat: int
+    production: ProductionSource | None = None
+    production_tables: int = 0
+
+
 @dataclass(frozen=True)
 class StatementResult(_Document):
     index: int
@@ -179,6 +346,7 @@ class StatementResult(_Document):
     settings_in_effect: Mapping[str, str] = field(default_factory=dict)
     compensation: tuple[str, ...] = ()
     observed: StatementObservation | None = None
+    margins: StatementMargins | None = None  # issue 13: headroom, repeats, prediction
 
 
 class Judgement(StrEnum):
@@ -433,6 +601,7 @@ class ValidationReport(_Document):
     side_effects: tuple[SideEffect, ...] = ()
     lint: tuple[StaticFinding, ...] = ()
     version: int = REPORT_VERSION
+    margins: MarginSettings | None = None  # issue 13: the run's headroom, repeats, production
 
     @property
     def errors(self) -> tuple[Finding, ...]:

@@ -25,12 +25,23 @@ from psycopg import errors as pg_errors
 from psycopg import sql
 
 from pgparity.engine.execute import trace
+from pgparity.engine.execute.buffers import BufferCounter
 from pgparity.engine.sql.statements import Statement
 from pgparity.errors import DatabaseError
 from pgparity.models.migration_validation import ExplainQuery
 from pgparity.models.progress import Progress, quiet
 from pgparity.models.quantities import Duration
-from pgparity.models.report import NotExecuted, PlanOutcome, StatementError, StatementResult
+from pgparity.models.report import (
+    Buffers,
+    Headroom,
+    NotExecuted,
+    PlanOutcome,
+    Runs,
+    RunSample,
+    StatementError,
+    StatementMargins,
+    StatementResult,
+)
 from pgparity.pg.connection import error_message
 from pgparity.pg.explain import explain_all
 from pgparity.pg.sqlexec import LexingChangedError, execute_one, own_queries
@@ -168,10 +179,11 @@ def _apply_measured(
     progress: Progress,
 ) -> None:
     tracer = trace.StatementTracer.start(conn)
+    counter = BufferCounter.start(conn)
     pacer = ProgressPacer(progress, len(statements))
     for position, statement in enumerate(statements):
         pacer.statement(statement)
-        stop = _run_measured(conn, statement, tracer, run, mark)
+        stop = _run_measured(conn, statement, (tracer, counter), run, mark)
         if stop is not None:
             run.results.extend(_skipped(statements[position + 1 :], stop))
             return
@@ -180,11 +192,12 @@ def _apply_measured(
 def _run_measured(
     conn: psycopg.Connection[Any],
     statement: Statement,
-    tracer: trace.StatementTracer,
+    meters: tuple[trace.StatementTracer, BufferCounter],
     run: TransactionalRun,
     mark: Mark,
 ) -> str | None:
     """Run one statement and record what it did; returns why the run stops here, if it does."""
+    tracer, counter = meters
     state = tracer.state
     refusal = _foreign_write_refusal(conn, statement)
     if refusal is not None:
@@ -212,7 +225,7 @@ def _run_measured(
         return STOPPED
     elapsed = _since(started)
     step = tracer.after_statement(conn)
-    run.results.append(_measured(statement, elapsed, step))
+    run.results.append(_measured(statement, elapsed, step, counter.after_statement(conn)))
     run.touched_relations |= {lock.object for lock in step.locks if lock.locktype == "relation"}
     run.created_relations |= step.created
     if step.foreign_writes:
@@ -232,7 +245,9 @@ def _since(started: float) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def _measured(statement: Statement, elapsed: float, step: trace.StatementTrace) -> StatementResult:
+def _measured(
+    statement: Statement, elapsed: float, step: trace.StatementTrace, buffers: Buffers
+) -> StatementResult:
     return statement.result(
         executed=True,
         duration_ms=elapsed,
@@ -240,7 +255,13 @@ def _measured(statement: Statement, elapsed: float, step: trace.StatementTrace) 
         locks=tuple(trace.lock_record(lock) for lock in step.locks),
         rewrites=step.rewrites,
         settings_in_effect=step.before.timeouts(),
+        margins=_one_run(RunSample(duration_ms=elapsed, buffers=buffers)),
     )
+
+
+def _one_run(sample: RunSample) -> StatementMargins:
+    """The first run's sample; headroom is judged once everything is known."""
+    return StatementMargins(headroom=Headroom(), runs=Runs.of((sample,)))
 
 
 def _foreign_write_refusal(conn: psycopg.Connection[Any], statement: Statement) -> str | None:
@@ -286,6 +307,7 @@ def _failed(
         duration_ms=elapsed,
         error=StatementError(sqlstate=exc.sqlstate, message=error_message(exc)),
         settings_in_effect=state.timeouts(),
+        margins=_one_run(RunSample(duration_ms=elapsed, sqlstate=exc.sqlstate, failed=True)),
     )
 
 
