@@ -4,7 +4,7 @@ Masked values are join keys: the same email must mask to the same value in every
 seed and in every archive made with the same key, across pgparity versions. So a cheaper way of
 computing a transform is only allowed if it is byte-for-byte the old one. The outputs below were
 pinned before the masking was optimised (issue 17), through the real plan (``masked_select``) on
-a real server.
+a real server, and each is checked in every HMAC construction pgparity can choose.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from psycopg import sql
 from fix_pg import PgDatabase
 from pgparity.models.policy import ColumnRule
 from pgparity.seed.catalog import TableInfo, read_catalog
+from pgparity.seed.mac import BUILTIN, Mac, MacKind, choose_mac
 from pgparity.seed.plan import masked_select
-from pgparity.seed.transforms import TRANSFORMS, key_options
+from pgparity.seed.transforms import TRANSFORMS
 
 GOLDEN_FILE = Path(__file__).with_name("golden_masking.json")
 GOLDEN_KEY = b"pgparity-golden-outputs-key-2024"
@@ -138,7 +139,7 @@ def load_source(db: PgDatabase) -> None:
 
 
 def masked_rows(
-    conn: psycopg.Connection[Any], table: TableInfo, rules: dict[str, dict[str, Any]]
+    conn: psycopg.Connection[Any], table: TableInfo, rules: dict[str, dict[str, Any]], mac: Mac
 ) -> list[str]:
     """The masked table as COPY text lines (rows in physical order, which is insertion order)."""
     column_rules = {
@@ -147,7 +148,7 @@ def masked_rows(
         else ColumnRule("keep")
         for c in table.copied_columns
     }
-    query = sql.SQL("COPY ({}) TO STDOUT").format(masked_select(table, column_rules))
+    query = sql.SQL("COPY ({}) TO STDOUT").format(masked_select(table, column_rules, mac=mac))
     with conn.cursor() as cursor, cursor.copy(query) as copy:
         data = b"".join(bytes(block) for block in copy)
     return data.decode("utf-8").splitlines()
@@ -157,18 +158,18 @@ def _params(rule: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in rule.items() if k != "transform"}
 
 
-def golden_outputs(db: PgDatabase) -> dict[str, list[str]]:
+def golden_outputs(db: PgDatabase, mac: Mac = BUILTIN) -> dict[str, list[str]]:
     """Each case's masked column, and every row of the combined case."""
-    options = f"{key_options(GOLDEN_KEY)} {FORMAT_OPTIONS}"
+    options = f"{mac.session_options(GOLDEN_KEY)} {FORMAT_OPTIONS}"
     with psycopg.connect(db.dsn, autocommit=True, options=options) as conn:
         catalog = read_catalog(conn)
         outputs: dict[str, list[str]] = {}
         for name, (table, column, rule) in CASES.items():
             info = catalog.tables[f"public.{table}"]
             position = [c.name for c in info.copied_columns].index(column)
-            lines = masked_rows(conn, info, {column: rule})
+            lines = masked_rows(conn, info, {column: rule}, mac)
             outputs[name] = [line.split("\t")[position] for line in lines]
-        outputs["together"] = masked_rows(conn, catalog.tables["public.golden"], TOGETHER)
+        outputs["together"] = masked_rows(conn, catalog.tables["public.golden"], TOGETHER, mac)
     return outputs
 
 
@@ -187,5 +188,17 @@ def test_every_keyed_transform_is_pinned() -> None:
 def test_keyed_outputs_are_the_pinned_ones(pg_db: PgDatabase) -> None:
     load_source(pg_db)
     outputs = golden_outputs(pg_db)
+    expected = pinned()
+    assert [name for name in expected if outputs[name] != expected[name]] == []
+
+
+def test_keyed_outputs_through_pgcrypto_are_the_pinned_ones(pg_db: PgDatabase) -> None:
+    """pgcrypto's hmac(), installed in a schema off the search path, gives the same outputs."""
+    load_source(pg_db)
+    pg_db.execute("CREATE SCHEMA crypto; CREATE EXTENSION pgcrypto SCHEMA crypto")
+    with pg_db.connect() as conn:
+        mac = choose_mac(conn)
+    assert mac == Mac(MacKind.PGCRYPTO, "crypto")
+    outputs = golden_outputs(pg_db, mac)
     expected = pinned()
     assert [name for name in expected if outputs[name] != expected[name]] == []
