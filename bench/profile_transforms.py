@@ -24,7 +24,7 @@ from psycopg import sql
 from pgparity.models.policy import ColumnRule
 from pgparity.pg.localcluster import LocalCluster
 from pgparity.seed.catalog import TableInfo, read_catalog
-from pgparity.seed.mac import BUILTIN, Mac, MacKind
+from pgparity.seed.mac import BUILTIN, Mac, choose_mac
 from pgparity.seed.plan import masked_select
 
 KEY = b"profile-masking-key-0123456789ab"
@@ -115,9 +115,7 @@ def main() -> int:
         conn.execute("VACUUM (FREEZE, ANALYZE) people")
         print(f"profiling {len(CASES)} transforms over {args.rows:,} rows", file=sys.stderr)
         builtin = profile(cluster.primary_dsn, BUILTIN, args.rows, args.rounds)
-        pgcrypto = profile(
-            cluster.primary_dsn, Mac(MacKind.PGCRYPTO, "crypto"), args.rows, args.rounds
-        )
+        pgcrypto = profile(cluster.primary_dsn, choose_mac(conn, KEY), args.rows, args.rounds)
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     print(
         f"\nµs of source CPU per row, over keep ({args.rows:,} rows, median of "

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 from psycopg import sql
 
 from fix_pg import PgDatabase
@@ -192,13 +193,17 @@ def test_keyed_outputs_are_the_pinned_ones(pg_db: PgDatabase) -> None:
     assert [name for name in expected if outputs[name] != expected[name]] == []
 
 
-def test_keyed_outputs_through_pgcrypto_are_the_pinned_ones(pg_db: PgDatabase) -> None:
-    """pgcrypto's hmac(), installed in a schema off the search path, gives the same outputs."""
+@pytest.mark.parametrize("kind", [MacKind.PGCRYPTO, MacKind.PGCRYPTO_TEXT])
+def test_keyed_outputs_through_pgcrypto_are_the_pinned_ones(
+    pg_db: PgDatabase, kind: MacKind
+) -> None:
+    """pgcrypto's hmac(), installed in a schema off the search path, gives the same outputs, in
+    both of its forms (the text form is chosen for this key, the bytea form for others)."""
     load_source(pg_db)
     pg_db.execute("CREATE SCHEMA crypto; CREATE EXTENSION pgcrypto SCHEMA crypto")
     with pg_db.connect() as conn:
-        mac = choose_mac(conn)
-    assert mac == Mac(MacKind.PGCRYPTO, "crypto")
-    outputs = golden_outputs(pg_db, mac)
+        assert choose_mac(conn, GOLDEN_KEY) == Mac(MacKind.PGCRYPTO_TEXT, "crypto")
+        assert choose_mac(conn) == Mac(MacKind.PGCRYPTO, "crypto")
+    outputs = golden_outputs(pg_db, Mac(kind, "crypto"))
     expected = pinned()
     assert [name for name in expected if outputs[name] != expected[name]] == []

@@ -19,7 +19,7 @@ import pytest
 from psycopg import conninfo, sql
 
 from fix_pg import PgDatabase, Unprivileged
-from pgparity.seed.mac import BUILTIN, Mac, MacKind, choose_mac
+from pgparity.seed.mac import BUILTIN, Mac, MacKind, choose_mac, text_key
 
 MESSAGES: list[str | None] = [
     "",
@@ -40,8 +40,10 @@ KEYS = [
     bytes(range(256))[::-1][:65],  # one byte over: hashed first
     b"\xff" * 200,
     "κλειδί-μυστικό-ключ".encode(),
+    b"trailing-zero-bytes" + bytes(8),  # the same HMAC as without them
 ]
 CRYPTO_SCHEMA = 'Crypto "odd" schema'
+EACH_MESSAGE = sql.SQL("SELECT {} FROM unnest(%s::text[]) WITH ORDINALITY AS m(v, n) ORDER BY n")
 
 
 def expected(key: bytes, message: str | None) -> bytes | None:
@@ -53,9 +55,10 @@ def expected(key: bytes, message: str | None) -> bytes | None:
 def computed(dsn: str, mac: Mac, key: bytes) -> list[bytes | None]:
     """Each message's HMAC as ``mac`` computes it in SQL, in a session given the key as pgparity
     gives it (start-up options)."""
-    query = sql.SQL("SELECT {} FROM unnest(%s::text[]) WITH ORDINALITY AS m(v, n) ORDER BY n")
     with psycopg.connect(dsn, autocommit=True, options=mac.session_options(key)) as conn:
-        rows = conn.execute(query.format(mac.of_text(sql.SQL("m.v"))), (MESSAGES,)).fetchall()
+        rows = conn.execute(
+            EACH_MESSAGE.format(mac.of_text(sql.SQL("m.v"))), (MESSAGES,)
+        ).fetchall()
     return [None if row[0] is None else bytes(row[0]) for row in rows]
 
 
@@ -78,8 +81,17 @@ def catalog_state(conn: psycopg.Connection[Any]) -> tuple[Any, ...]:
 @pytest.fixture
 def with_pgcrypto(pg_db: PgDatabase) -> PgDatabase:
     install_pgcrypto(pg_db)
+    # wait_replay waits for the WAL written so far; with synchronous_commit = off the last
+    # commit may not be written yet: a checkpoint writes it.
+    pg_db.execute("CHECKPOINT")
     pg_db.cluster.wait_replay()
     return pg_db
+
+
+def constructions(key: bytes) -> list[Mac]:
+    """Every way pgparity may compute the HMAC with ``key`` (pgcrypto's text form: text keys)."""
+    kinds = [MacKind.PGCRYPTO, *([MacKind.PGCRYPTO_TEXT] if text_key(key) else [])]
+    return [BUILTIN, *(Mac(kind, CRYPTO_SCHEMA) for kind in kinds)]
 
 
 class TestBothConstructionsAreHmacSha256:
@@ -87,14 +99,60 @@ class TestBothConstructionsAreHmacSha256:
     def test_builtin_and_pgcrypto_give_the_same_bytes(
         self, with_pgcrypto: PgDatabase, key: bytes
     ) -> None:
-        pgcrypto = Mac(MacKind.PGCRYPTO, CRYPTO_SCHEMA)
         want = [expected(key, m) for m in MESSAGES]
-        assert computed(with_pgcrypto.dsn, BUILTIN, key) == want
-        assert computed(with_pgcrypto.dsn, pgcrypto, key) == want
+        for mac in constructions(key):
+            assert computed(with_pgcrypto.dsn, mac, key) == want, mac
+
+    @pytest.mark.parametrize("key", KEYS, ids=lambda k: f"{len(k)}-bytes")
+    def test_the_text_form_is_chosen_only_for_a_text_key(
+        self, with_pgcrypto: PgDatabase, key: bytes
+    ) -> None:
+        with with_pgcrypto.connect() as conn:
+            chosen = choose_mac(conn, key)
+        assert chosen.kind is (MacKind.PGCRYPTO_TEXT if text_key(key) else MacKind.PGCRYPTO)
+
+    def test_which_keys_are_text(self) -> None:
+        assert text_key(b"sixteen-byte-key")
+        assert text_key("κλειδί-μυστικό-ключ".encode())
+        assert text_key(b"trailing-zero-bytes" + bytes(8))  # padding, dropped
+        assert not text_key(bytes(range(64)))  # a zero byte inside
+        assert not text_key(b"\xff" * 20)  # not UTF-8
+
+    def test_a_server_that_is_not_utf8_gets_the_bytea_form(self, pg_db: PgDatabase) -> None:
+        """The text form would hash LATIN1 bytes: the value's UTF-8 bytes are hashed instead."""
+        name = f"{pg_db.name}_latin1"
+        with psycopg.connect(pg_db.cluster.primary_dsn, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL(
+                    "CREATE DATABASE {} ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' "
+                    "TEMPLATE template0"
+                ).format(sql.Identifier(name))
+            )
+        try:
+            dsn = conninfo.make_conninfo(pg_db.dsn, dbname=name)
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute("CREATE EXTENSION pgcrypto")
+                mac = choose_mac(conn, KEYS[0])
+            assert mac == Mac(MacKind.PGCRYPTO, "public")
+            key, messages = KEYS[0], ["", "Zoë Ünïcödé ÿ", "x" * 64, None]
+            for each in (mac, BUILTIN):
+                with psycopg.connect(
+                    dsn, autocommit=True, options=each.session_options(key)
+                ) as conn:
+                    rows = conn.execute(
+                        EACH_MESSAGE.format(each.of_text(sql.SQL("m.v"))), (messages,)
+                    ).fetchall()
+                got = [None if r[0] is None else bytes(r[0]) for r in rows]
+                assert got == [expected(key, m) for m in messages], each
+        finally:
+            with psycopg.connect(pg_db.cluster.primary_dsn, autocommit=True) as conn:
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )
 
     def test_bytes_with_zero_bytes(self, with_pgcrypto: PgDatabase) -> None:
-        key, message = KEYS[2], b"\x00\x01\x00" * 30
-        for mac in (BUILTIN, Mac(MacKind.PGCRYPTO, CRYPTO_SCHEMA)):
+        key, message = KEYS[0], b"\x00\x01\x00" * 30
+        for mac in constructions(key):
             with psycopg.connect(
                 with_pgcrypto.dsn, autocommit=True, options=mac.session_options(key)
             ) as conn:
@@ -106,7 +164,7 @@ class TestBothConstructionsAreHmacSha256:
 
     def test_the_key_is_in_no_sql_text(self, with_pgcrypto: PgDatabase) -> None:
         key = b"a-secret-key-that-must-not-leak"
-        for mac in (BUILTIN, Mac(MacKind.PGCRYPTO, CRYPTO_SCHEMA)):
+        for mac in constructions(key):
             text = sql.SQL("SELECT {}").format(mac.of_text(sql.Literal("v")))
             with with_pgcrypto.connect() as conn:
                 rendered = text.as_string(conn)

@@ -107,6 +107,7 @@ def test_a_hot_standby_seeds_in_parallel_from_one_snapshot(
     pg_plain_db.execute("VACUUM ANALYZE accounts")  # pages and statistics for the plan
     if pgcrypto:
         pg_plain_db.execute("CREATE SCHEMA crypto; CREATE EXTENSION pgcrypto SCHEMA crypto")
+    pg_plain_db.execute("CHECKPOINT")  # every commit written, so the standby replays it
     pg_plain_db.cluster.wait_replay()
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)

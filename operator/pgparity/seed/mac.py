@@ -9,12 +9,15 @@ and archives do not depend on which one a seed used:
 - ``pgcrypto``: pgcrypto's ``hmac(m, K, 'sha256')`` — one call instead of two ``sha256()`` and two
   concatenations. Used only when the extension is **already installed** on the source and the
   role may execute it (pgparity never creates anything there), called schema-qualified, and only
-  after a probe shows it returns RFC 2104 HMAC-SHA256.
+  after a probe shows it returns RFC 2104 HMAC-SHA256. On a UTF-8 server, with a key that is
+  valid text once its zero padding is dropped (HMAC pads the key with zeros anyway, so the
+  result is the same), its ``hmac(text, text, text)`` form reads the value's bytes as they are
+  (``pgcrypto-text``): no ``convert_to()`` and no bytea copy per call.
 
 The key never appears in SQL text (where ``log_statement`` or ``pg_stat_statements`` could
 record it): the copying sessions get it in their start-up options, as the settings
 ``pgparity.mask_ipad``/``pgparity.mask_opad`` (builtin) or ``pgparity.mask_key`` (pgcrypto: the
-key zero-padded to the block, which HMAC uses in place of the key; both reveal the key alike).
+key as HMAC uses it, the block without its zero padding; both reveal the key alike).
 Expressions read them through uncorrelated scalar subqueries, which PostgreSQL evaluates once
 per query (InitPlans) — also inside the per-value subqueries that Memoize caches.
 """
@@ -53,12 +56,13 @@ WHERE e.extname = 'pgcrypto'
 # Probe messages and a probe key (not the masking key): pgcrypto must return exactly
 # RFC 2104 HMAC-SHA256 for them, or the builtin construction is used.
 _PROBE_KEY = b"pgparity-probe-key"
-_PROBES = (b"", b"pgparity", "Zoë 名前 ✓".encode(), b"\x00" * 200)
+_PROBES = (b"", b"pgparity", "Zoë 名前 ✓".encode(), b"0123456789" * 20)
 
 
 class MacKind(StrEnum):
     BUILTIN = "builtin"
-    PGCRYPTO = "pgcrypto"
+    PGCRYPTO = "pgcrypto"  # hmac(bytea, bytea, text)
+    PGCRYPTO_TEXT = "pgcrypto-text"  # hmac(text, text, text): UTF-8 server, key valid as text
 
 
 @dataclass(frozen=True)
@@ -70,10 +74,14 @@ class Mac:
 
     def of_text(self, value: sql.Composable) -> sql.Composable:
         """HMAC of a text expression, over its UTF-8 bytes."""
+        if self.kind is MacKind.PGCRYPTO_TEXT:  # the server's bytes are UTF-8 already
+            return sql.SQL("{}.hmac({}, {}, 'sha256')").format(
+                sql.Identifier(self.schema), value, _setting(SETTING_KEY, as_text=True)
+            )
         return self.of_bytes(sql.SQL("convert_to({}, 'UTF8')").format(value))
 
     def of_bytes(self, message: sql.Composable) -> sql.Composable:
-        if self.kind is MacKind.PGCRYPTO:
+        if self.kind is not MacKind.BUILTIN:
             return sql.SQL("{}.hmac({}, {}, 'sha256')").format(
                 sql.Identifier(self.schema), message, _setting(SETTING_KEY)
             )
@@ -83,13 +91,14 @@ class Mac:
 
     def session_options(self, key: bytes) -> str:
         """libpq ``options`` that give a session the key (never part of any SQL text)."""
-        if self.kind is MacKind.PGCRYPTO:
-            return f"-c {SETTING_KEY}={key_block(key).hex()}"
+        if self.kind is not MacKind.BUILTIN:
+            # Without the block's zero padding: the same HMAC, and text when the key is text.
+            return f"-c {SETTING_KEY}={key_block(key).rstrip(bytes(1)).hex()}"
         ipad, opad = key_pads(key)
         return f"-c {SETTING_IPAD}={ipad} -c {SETTING_OPAD}={opad}"
 
     def describe(self) -> str:
-        if self.kind is MacKind.PGCRYPTO:
+        if self.kind is not MacKind.BUILTIN:
             return f"pgcrypto's {self.schema}.hmac(), installed on the source"
         return "the builtin construction from sha256() (pgcrypto is not usable on the source)"
 
@@ -97,9 +106,12 @@ class Mac:
 BUILTIN = Mac()
 
 
-def _setting(name: str) -> sql.Composable:
+def _setting(name: str, *, as_text: bool = False) -> sql.Composable:
     # An uncorrelated scalar subquery is an InitPlan: decoded once per query, not per row.
-    return sql.SQL("(SELECT decode(current_setting({}), 'hex'))").format(sql.Literal(name))
+    value = sql.SQL("decode(current_setting({}), 'hex')").format(sql.Literal(name))
+    if as_text:
+        value = sql.SQL("convert_from({}, 'UTF8')").format(value)
+    return sql.SQL("(SELECT {})").format(value)
 
 
 def key_block(key: bytes) -> bytes:
@@ -115,20 +127,48 @@ def key_pads(key: bytes) -> tuple[str, str]:
     return bytes(b ^ 0x36 for b in block).hex(), bytes(b ^ 0x5C for b in block).hex()
 
 
-def choose_mac(conn: psycopg.Connection[Any]) -> Mac:
-    """pgcrypto's hmac() if the source already has it, may run it, and it proves right."""
+def text_key(key: bytes) -> bool:
+    """Whether the key, as pgcrypto gets it (the block without its zero padding), is text."""
+    block = key_block(key).rstrip(bytes(1))
+    try:
+        block.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return bytes(1) not in block
+
+
+def choose_mac(conn: psycopg.Connection[Any], key: bytes | None = None) -> Mac:
+    """pgcrypto's hmac() if the source already has it, may run it, and it proves right — its
+    text form for a text ``key`` on a UTF-8 server; otherwise the builtin construction."""
     row = conn.execute(_PGCRYPTO_HMAC).fetchone()
     if row is None:
         return BUILTIN
-    candidate = Mac(MacKind.PGCRYPTO, str(row[0]))
-    return candidate if _computes_hmac_sha256(conn, candidate.schema) else BUILTIN
+    schema = str(row[0])
+    utf8 = conn.info.parameter_status("server_encoding") == "UTF8"
+    kinds = [MacKind.PGCRYPTO]
+    if key is not None and utf8 and text_key(key):
+        kinds.insert(0, MacKind.PGCRYPTO_TEXT)
+    for kind in kinds:
+        if _computes_hmac_sha256(conn, Mac(kind, schema)):
+            return Mac(kind, schema)
+    return BUILTIN
 
 
-def _computes_hmac_sha256(conn: psycopg.Connection[Any], schema: str) -> bool:
-    query = sql.SQL("SELECT {}.hmac(%s::bytea, %s::bytea, 'sha256')").format(sql.Identifier(schema))
+def _computes_hmac_sha256(conn: psycopg.Connection[Any], mac: Mac) -> bool:
+    as_text = mac.kind is MacKind.PGCRYPTO_TEXT
+    query = sql.SQL("SELECT {}.hmac(%s::{t}, %s::{t}, 'sha256')").format(
+        sql.Identifier(mac.schema), t=sql.SQL("text" if as_text else "bytea")
+    )
+
+    def argument(data: bytes) -> str | bytes:
+        return data.decode() if as_text else data
+
     try:
         with conn.transaction():
-            answers = [conn.execute(query, (probe, _PROBE_KEY)).fetchone() for probe in _PROBES]
+            answers = [
+                conn.execute(query, (argument(probe), argument(_PROBE_KEY))).fetchone()
+                for probe in _PROBES
+            ]
     except psycopg.Error:  # FIPS mode without sha256, a broken install: the builtin one works
         return False
     expected = [hmac.new(_PROBE_KEY, probe, hashlib.sha256).digest() for probe in _PROBES]

@@ -127,7 +127,7 @@ def seed(
         tempfile.TemporaryDirectory(prefix="pgparity-seed-") as workdir,
     ):
         catalog = _checked_catalog(source, policy, options)
-        mac = choose_mac(source) if needs_key(policy) else BUILTIN
+        mac = choose_mac(source, options.key) if needs_key(policy) else BUILTIN
         if needs_key(policy):
             progress.say(f"keyed transforms: HMAC-SHA256 by {mac.describe()}")
         with connect(target_dsn, role="target") as target:
