@@ -135,7 +135,7 @@ bench: install postgres ## measure observer overhead and lock-wait detection (pr
 	$(BIN)/python bench/bench_observer.py
 
 .PHONY: bench-seed
-bench-seed: install postgres ## anonymized seed vs plain pg_dump | pg_restore (prints the ratio)
+bench-seed: install postgres ## masked and keep-all seeds vs pg_dump | pg_restore: paired ratios, source CPU s/GB
 	$(BIN)/python bench/bench_seed.py
 
 .PHONY: bench-archive

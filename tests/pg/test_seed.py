@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 import os
 import shutil
@@ -12,18 +11,15 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from fix_pg import PgDatabase, _create_database, _drop_database, validate_sql
 from pgparity.pg.clone import database_settings, mark_clone
 from pgparity.pg.localcluster import LocalCluster
-from pgparity.seed.transforms import hmac_sql, key_options
 
 PGPARITY = [sys.executable, "-m", "pgparity"]
 KEY = "a-masking-key-for-tests-only-0123456789"
@@ -224,20 +220,6 @@ def test_same_key_same_output_different_key_different_output(
     finally:
         _drop_database(target_cluster, second.name)
         _drop_database(target_cluster, third.name)
-
-
-def test_sql_hmac_is_rfc_2104_hmac_sha256(source: PgDatabase) -> None:
-    key = KEY.encode()
-    with psycopg.connect(source.dsn, autocommit=True, options=key_options(key)) as conn:
-        query = sql.SQL(
-            "WITH pgparity_key AS (SELECT decode(current_setting("
-            "'pgparity.mask_ipad'), 'hex') AS ipad, decode(current_setting("
-            "'pgparity.mask_opad'), 'hex') AS opad) "
-            "SELECT encode({}, 'hex') FROM pgparity_key"
-        ).format(hmac_sql(sql.Literal("person42@corp.example")))
-        row = conn.execute(query).fetchone()
-    expected = hmac.new(key, b"person42@corp.example", sha256).hexdigest()
-    assert row == (expected,)
 
 
 def test_unclassified_column_and_unsafe_transforms_are_refused(

@@ -21,12 +21,12 @@ import psycopg
 
 from pgparity.errors import DatabaseError, UsageError
 from pgparity.pg.connection import connect, error_message
+from pgparity.seed.mac import Mac
 from pgparity.seed.plan import CopyJob
 from pgparity.seed.postdata import BuildTiming, PostDataEntry, build
 from pgparity.seed.progress import SeedProgress
 from pgparity.seed.schema import SchemaArchive
 from pgparity.seed.tools import ChildProcesses, error_line, tool, tool_environment
-from pgparity.seed.transforms import key_options
 
 SEED_APPLICATION = "pgparity-seed"
 RELAY_BLOCK = 1 << 20
@@ -61,6 +61,7 @@ class LoadPlan:
     target_dsn: str
     snapshot: str
     key: bytes | None
+    mac: Mac  # how the jobs' SELECTs compute HMACs, so which key settings they read
     archive: SchemaArchive  # the schema, whose post-data entries the builds apply
     jobs: Sequence[CopyJob]
     builds: dict[tuple[str, str], list[PostDataEntry]]  # per table, once it is loaded
@@ -227,7 +228,7 @@ class _Worker(threading.Thread):
         # survives); the key's pads in the start-up options, never in any SQL text.
         options = "-c default_transaction_read_only=on -c synchronize_seqscans=off"
         if self._plan.key is not None:
-            options += " " + key_options(self._plan.key)
+            options += " " + self._plan.mac.session_options(self._plan.key)
         env = tool_environment(self._plan.source_dsn, extra_options=options)
         env["PGAPPNAME"] = SEED_APPLICATION
         env["PGCLIENTENCODING"] = "UTF8"

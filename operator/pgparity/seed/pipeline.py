@@ -36,6 +36,7 @@ from pgparity.schema.digest import take_snapshot
 from pgparity.seed.catalog import SourceCatalog, TableInfo, read_catalog
 from pgparity.seed.identity import check_single_host, prove_not_source
 from pgparity.seed.load import SEED_APPLICATION, LoadPlan, TableCopy, load
+from pgparity.seed.mac import BUILTIN, Mac, choose_mac
 from pgparity.seed.plan import CopyJob, chunk_pages_for, copy_cost, copy_jobs
 from pgparity.seed.policy_check import check_policy
 from pgparity.seed.postdata import (
@@ -126,6 +127,9 @@ def seed(
         tempfile.TemporaryDirectory(prefix="pgparity-seed-") as workdir,
     ):
         catalog = _checked_catalog(source, policy, options)
+        mac = choose_mac(source, options.key) if needs_key(policy) else BUILTIN
+        if needs_key(policy):
+            progress.say(f"keyed transforms: HMAC-SHA256 by {mac.describe()}")
         with connect(target_dsn, role="target") as target:
             proof = prove_not_source(source, target, target_dsn)
             progress.say(f"the target is not the source: {proof.value}")
@@ -139,7 +143,7 @@ def seed(
                 _mark(target, state="incomplete", policy=policy)
                 progress.say(f"schema: pg_restore --section=pre-data (snapshot {schema.snapshot})")
                 restore_section(schema.archive, target_dsn, "pre-data")
-        tables, jobs = _copy_plan(catalog, policy, options.jobs, source.info.server_version)
+        tables, jobs = _copy_plan(catalog, policy, options.jobs, source.info.server_version, mac)
         loaded = {(t.schema, t.name) for t in tables}
         early = [e for e in schema.entries if e.phase is Phase.KEYS and e.table_key in loaded]
         progress.start(sum(t.bytes for t in tables))
@@ -149,7 +153,7 @@ def seed(
         )
         with clock("data and indexes"):
             plan = LoadPlan(
-                source_dsn, target_dsn, schema.snapshot, options.key, schema.archive, jobs,
+                source_dsn, target_dsn, schema.snapshot, options.key, mac, schema.archive, jobs,
                 _by_table(early),
             )  # fmt: skip
             scheduler = load(plan, options.jobs, progress)
@@ -183,7 +187,7 @@ def _checked_catalog(
 
 
 def _copy_plan(
-    catalog: SourceCatalog, policy: Policy, workers: int, server_version: int
+    catalog: SourceCatalog, policy: Policy, workers: int, server_version: int, mac: Mac
 ) -> tuple[list[TableInfo], list[CopyJob]]:
     """The tables whose rows are copied, costliest first (the tail of the run is then short
     tables and index builds), and the pieces they are copied in."""
@@ -198,6 +202,7 @@ def _copy_plan(
             policy.tables[t.display].columns,
             split=split,
             chunk_pages=chunk_pages_for(t, policy.tables[t.display].columns, workers),
+            mac=mac,
         )
     ]
     return tables, jobs

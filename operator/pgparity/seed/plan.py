@@ -14,15 +14,8 @@ from psycopg import sql
 
 from pgparity.models.policy import ColumnRule
 from pgparity.seed.catalog import TableInfo
-from pgparity.seed.transforms import (
-    KEY_ALIAS,
-    TRANSFORMS,
-    Context,
-    digest_name,
-    key_cte,
-    key_join,
-    value_digest,
-)
+from pgparity.seed.mac import BUILTIN, Mac
+from pgparity.seed.transforms import TRANSFORMS, Context, digest_source
 
 CHUNK_PAGES = 16384  # 128 MB of heap per piece
 MIN_CHUNK_PAGES = 1024  # 8 MB
@@ -57,56 +50,65 @@ class CopyJob:
 
 
 def masked_select(
-    table: TableInfo, rules: Mapping[str, ColumnRule], pages: tuple[int, int] | None = None
+    table: TableInfo,
+    rules: Mapping[str, ColumnRule],
+    pages: tuple[int, int] | None = None,
+    mac: Mac = BUILTIN,
 ) -> sql.Composable:
-    """``SELECT <masked expressions> FROM ONLY t AS src [key] [steps] [WHERE ctid range]``."""
-    row_key = None
-    if table.primary_key:
-        row_key = sql.SQL("concat_ws(',', {})").format(
-            sql.SQL(", ").join(
-                sql.SQL("{}::text").format(sql.Identifier("src", c)) for c in table.primary_key
-            )
-        )
-    context = Context(row_key=row_key)
+    """``SELECT <masked expressions> FROM ONLY t AS src [steps] [WHERE ctid range]``.
+
+    A transform whose output depends on the value alone is computed in a LATERAL subquery
+    that reads only that value: PostgreSQL's Memoize then runs it once per distinct value
+    where the statistics say values repeat (dates, names, foreign keys), caching by the
+    value's bytes (LATERAL cache keys are compared in binary mode), and the planner leaves
+    the cache out for unique columns.
+    """
+    context = Context(row_key=_row_key(table), mac=mac)
     expressions: list[sql.Composable] = []
     from_items: list[sql.Composable] = []
-    keyed = names = False
     for column in table.copied_columns:
         rule = rules[column.name]
         transform = TRANSFORMS[rule.transform]
         masked = transform.build(column, rule.params, context)
-        expressions.append(masked.expression)
-        from_items.extend(masked.from_items)
-        keyed |= transform.keyed
-        names |= transform.name == "name"
-    with_key: sql.Composable = key_cte(with_names=names) if keyed else sql.SQL("")
-    joins = [key_join()] if keyed else []
+        if transform.value_only:
+            step = sql.Identifier(f"pgparity_m_{column.attnum}")
+            source = digest_source(column, mac) if transform.digest else masked.value_source
+            from_items.append(_per_value_step(masked.expression, source, step))
+            expressions.append(sql.SQL("{}.v").format(step))
+        else:
+            expressions.append(masked.expression)
+            from_items.extend(masked.from_items)
     where: sql.Composable = sql.SQL("")
     if pages is not None:
         where = sql.SQL(" WHERE src.ctid >= {}::tid AND src.ctid < {}::tid").format(
             sql.Literal(f"({pages[0]},0)"), sql.Literal(f"({pages[1]},0)")
         )
-    source: sql.Composable = sql.SQL("ONLY {} AS src").format(
-        sql.Identifier(table.schema, table.name)
-    )
-    digests = [
-        sql.SQL("{} AS {}").format(value_digest(c), sql.Identifier(digest_name(c)))
-        for c in table.copied_columns
-        if TRANSFORMS[rules[c.name].transform].digest
-    ]
-    if digests:
-        # Each column's digest once per row; OFFSET 0 keeps PostgreSQL from folding this
-        # subquery into the outer one (which would compute the digest at every use again).
-        source = sql.SQL("(SELECT src.*, {} FROM {} CROSS JOIN {}{} OFFSET 0) AS src").format(
-            sql.SQL(", ").join(digests), source, sql.Identifier(KEY_ALIAS), where
-        )
-        where = sql.SQL("")
-    return sql.SQL("{}SELECT {} FROM {} {}{}").format(
-        with_key,
+    return sql.SQL("SELECT {} FROM ONLY {} AS src {}{}").format(
         sql.SQL(", ").join(expressions),
-        source,
-        sql.SQL(" ").join([*joins, *from_items]),
+        sql.Identifier(table.schema, table.name),
+        sql.SQL(" ").join(from_items),
         where,
+    )
+
+
+def _row_key(table: TableInfo) -> sql.Composable | None:
+    if not table.primary_key:
+        return None
+    return sql.SQL("concat_ws(',', {})").format(
+        sql.SQL(", ").join(
+            sql.SQL("{}::text").format(sql.Identifier("src", c)) for c in table.primary_key
+        )
+    )
+
+
+def _per_value_step(
+    expression: sql.Composable, source: sql.Composable | None, step: sql.Identifier
+) -> sql.Composable:
+    # OFFSET 0 keeps the subquery from being folded into the row's query, where it could
+    # neither be cached nor keep its digest computed once.
+    reads = sql.SQL(" FROM {}").format(source) if source is not None else sql.SQL("")
+    return sql.SQL("CROSS JOIN LATERAL (SELECT {} AS v{} OFFSET 0) AS {}").format(
+        expression, reads, step
     )
 
 
@@ -116,13 +118,13 @@ def copy_jobs(
     *,
     split: bool,
     chunk_pages: int = CHUNK_PAGES,
+    mac: Mac = BUILTIN,
 ) -> list[CopyJob]:
     """One job, or one per range of ``chunk_pages`` heap pages for big tables."""
     columns = tuple(c.name for c in table.copied_columns)
     if not split or table.pages <= chunk_pages:
-        return [
-            CopyJob(table, masked_select(table, rules), columns, text_format=table.needs_text_copy)
-        ]
+        select = masked_select(table, rules, mac=mac)
+        return [CopyJob(table, select, columns, text_format=table.needs_text_copy)]
     jobs = []
     for first in range(0, table.pages, chunk_pages):
         # The last range is open-ended: pages added since the statistics were taken count too.
@@ -130,7 +132,7 @@ def copy_jobs(
         jobs.append(
             CopyJob(
                 table,
-                masked_select(table, rules, (first, end)),
+                masked_select(table, rules, (first, end), mac),
                 columns,
                 first,
                 end,

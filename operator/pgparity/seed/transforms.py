@@ -4,27 +4,31 @@ Raw values never leave production: each column is replaced, in the ``SELECT`` th
 ``COPY … TO STDOUT``, by an expression built here with ``psycopg.sql`` (other people's table and
 column names are always composed as identifiers).
 
-Keyed transforms use HMAC-SHA256 built from PostgreSQL's own ``sha256()`` — no extension is needed
-on production. The key never appears in SQL text (where ``log_statement`` or
-``pg_stat_statements`` could record it): the HMAC inner and outer pads are passed in the
-connection's start-up options as the settings ``pgparity.mask_ipad`` / ``pgparity.mask_opad`` and
-read once per query with ``current_setting()``. Equal inputs give equal outputs in every table, so
-joins on masked keys survive; NULL stays NULL.
+Keyed transforms start from HMAC-SHA256 of the value (``seed.mac``: PostgreSQL's own ``sha256()``,
+or pgcrypto's ``hmac()`` when the source already has it — the same bytes either way), with the
+key kept out of SQL text. Equal inputs give equal outputs in every table and every run with the
+same key, so joins on masked keys survive; NULL stays NULL. A transform whose output depends on
+the value alone (``per_value``) is evaluated by the plan in a subquery of its own, once per value
+when PostgreSQL's Memoize finds the value repeated.
+
+The expressions are written for cost per row (``make bench-seed`` and the README's table): bytes
+of the digest are read with ``get_byte`` and hex-encoded only as far as needed, word lists are
+arrays of the fixed-width type ``name`` (a subscript is then an offset, not a walk through the
+array) — and every output is byte for byte what earlier versions gave (a test pins them).
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
 from psycopg import sql
 
-HMAC_BLOCK = 64
+from pgparity.seed.mac import BUILTIN, Mac
+
 MIN_KEY_BYTES = 16
-KEY_ALIAS = "pgparity_key"
 
 
 @dataclass(frozen=True)
@@ -58,17 +62,23 @@ class Param:
 
 @dataclass(frozen=True)
 class Masked:
-    """The expression that replaces a column, and FROM items it needs (LATERAL steps)."""
+    """The expression that replaces a column, and what it reads besides the row.
+
+    ``from_items`` are joined to the row (LATERAL steps computed once per row); a per-value
+    transform may name the FROM item of its per-value subquery instead (``value_source``).
+    """
 
     expression: sql.Composable
     from_items: tuple[sql.Composable, ...] = ()
+    value_source: sql.Composable | None = None
 
 
 @dataclass(frozen=True)
 class Context:
-    """Per-table context: the source alias and, for per-row transforms, the row's key."""
+    """Per-table context: the row's key for per-row transforms, and how HMACs are computed."""
 
     row_key: sql.Composable | None = None
+    mac: Mac = BUILTIN
 
 
 Builder = Callable[[ColumnInfo, Mapping[str, Any], Context], Masked]
@@ -90,74 +100,83 @@ class Transform:
     params: tuple[Param, ...] = ()
     keyed: bool = True
     unique: Callable[[Mapping[str, Any]], bool] = field(default=lambda _: False)
-    digest: bool = False  # reads value_digest(column)
+    digest: bool = False  # reads the value's HMAC (DIGEST, computed by the plan)
+    # Without a digest, the output still depends on the value alone (and the key). Such
+    # transforms, and digest ones, are computed by the plan in a LATERAL subquery that reads
+    # only the value, which PostgreSQL's Memoize runs once per distinct value.
+    per_value: bool = False
     base_types: frozenset[str] = frozenset()  # when set, only columns of these (base) types
     check: Checker = _no_problems
+
+    @property
+    def value_only(self) -> bool:
+        """The output depends on the value alone (and the key): computed once per value."""
+        return self.digest or self.per_value
 
 
 def source_column(column: ColumnInfo) -> sql.Composable:
     return sql.Identifier("src", column.name)
 
 
-def hmac_sql(value_text: sql.Composable) -> sql.Composable:
-    """HMAC-SHA256 of a text expression: H(K⊕opad ‖ H(K⊕ipad ‖ m)) with PostgreSQL's sha256."""
-    key = sql.Identifier(KEY_ALIAS)
-    return sql.SQL("sha256({}.opad || sha256({}.ipad || convert_to({}, 'UTF8')))").format(
-        key, key, value_text
-    )
+# The value's HMAC, as digest transforms read it inside their per-value subquery.
+DIGEST = sql.Identifier("pgparity_value", "d")
+
+
+def digest_source(column: ColumnInfo, mac: Mac) -> sql.Composable:
+    """The FROM item that computes DIGEST once per value (OFFSET 0 keeps it a subquery, so
+    transforms reading the digest twice, like email or name, do not compute it twice)."""
+    return sql.SQL("(SELECT {} AS d OFFSET 0) AS pgparity_value").format(value_digest(column, mac))
+
+
+HASH_BITS_MASK = 2**60 - 1
 
 
 def hash_int(digest: sql.Composable, offset: int = 0) -> sql.Composable:
-    """A non-negative 60-bit integer from 8 bytes of a digest, starting at byte ``offset``."""
-    return sql.SQL(
-        "((('x' || encode(substring({} FROM {} FOR 8), 'hex'))::bit(64)::bigint) "
-        "& 1152921504606846975)"
-    ).format(digest, sql.Literal(1 + offset))
+    """A non-negative 60-bit integer from bytes ``offset`` … ``offset + 7`` of a digest.
 
-
-def key_pads(key: bytes) -> tuple[str, str]:
-    """The HMAC inner and outer pads of ``key`` (RFC 2104), hex-encoded for the settings."""
-    if len(key) > HMAC_BLOCK:
-        key = hashlib.sha256(key).digest()
-    key = key.ljust(HMAC_BLOCK, b"\0")
-    ipad = bytes(b ^ 0x36 for b in key)
-    opad = bytes(b ^ 0x5C for b in key)
-    return ipad.hex(), opad.hex()
-
-
-def key_options(key: bytes) -> str:
-    """libpq ``options`` that set the pads for the session (never part of any SQL text)."""
-    ipad, opad = key_pads(key)
-    return f"-c pgparity.mask_ipad={ipad} -c pgparity.mask_opad={opad}"
-
-
-def key_cte(with_names: bool) -> sql.Composable:
-    """``WITH pgparity_key AS MATERIALIZED (…)``: the constants keyed expressions read.
-
-    MATERIALIZED makes PostgreSQL compute them once per query, instead of inlining
-    ``decode(current_setting(…))`` into every row's expressions.
+    The last 60 bits of those 8 bytes read big-endian, as ``('x' || hex)::bit(64)::bigint &
+    (2^60 - 1)`` gave them; ``get_byte`` and shifts cost less than the hex round trip.
     """
-    columns: list[sql.Composable] = [
-        sql.SQL("decode(current_setting('pgparity.mask_ipad'), 'hex') AS ipad"),
-        sql.SQL("decode(current_setting('pgparity.mask_opad'), 'hex') AS opad"),
+    parts: list[sql.Composable] = [
+        sql.SQL("((get_byte({}, {}) & 15)::int8 << 56)").format(digest, sql.Literal(offset))
     ]
-    if with_names:
-        columns += [
-            sql.SQL("{}::text[] AS first_names").format(sql.Literal(FIRST_NAMES)),
-            sql.SQL("{}::text[] AS last_names").format(sql.Literal(LAST_NAMES)),
-        ]
-    return sql.SQL("WITH {} AS MATERIALIZED (SELECT {}) ").format(
-        sql.Identifier(KEY_ALIAS), sql.SQL(", ").join(columns)
+    parts += [
+        sql.SQL("(get_byte({}, {})::int8 << {})").format(
+            digest, sql.Literal(offset + i), sql.Literal(8 * (7 - i))
+        )
+        for i in range(1, 7)
+    ]
+    parts.append(sql.SQL("get_byte({}, {})::int8").format(digest, sql.Literal(offset + 7)))
+    return sql.SQL("({})").format(sql.SQL(" | ").join(parts))
+
+
+def hash_int_of(digest: sql.Composable) -> sql.Composable:
+    """``hash_int(digest)`` of an expression, evaluated once (get_byte would run it 8 times)."""
+    return sql.SQL(
+        "((('x' || encode(substring({} FROM 1 FOR 8), 'hex'))::bit(64)::bigint) & {})"
+    ).format(digest, sql.Literal(HASH_BITS_MASK))
+
+
+def hex_prefix(digest: sql.Composable, length: int) -> sql.Composable:
+    """The first ``length`` hex digits of a digest: ``left(encode(d, 'hex'), length)``."""
+    head = sql.SQL("encode(substring({} FROM 1 FOR {}), 'hex')").format(
+        digest, sql.Literal((length + 1) // 2)
     )
+    if length % 2 == 0:  # whole bytes: no character-counting left() needed
+        return head
+    return sql.SQL("left({}, {})").format(head, sql.Literal(length))
 
 
-def key_join() -> sql.Composable:
-    return sql.SQL("CROSS JOIN {}").format(sql.Identifier(KEY_ALIAS))
+NAME_BYTES = 63  # a value of type name holds at most NAMEDATALEN - 1 bytes
 
 
 def _words(filename: str) -> list[str]:
     text = resources.files("pgparity").joinpath("data", filename).read_text(encoding="utf-8")
-    return [line.strip() for line in text.splitlines() if line.strip()]
+    words = [line.strip() for line in text.splitlines() if line.strip()]
+    too_long = [w for w in words if len(w.encode()) > NAME_BYTES]
+    if too_long:  # _word reads them as name[], which would cut them short
+        raise ValueError(f"{filename}: words longer than {NAME_BYTES} bytes: {too_long}")
+    return words
 
 
 FIRST_NAMES = _words("first_names.txt")
@@ -190,31 +209,17 @@ def _constant(column: ColumnInfo, params: Mapping[str, Any], ctx: Context) -> Ma
     )
 
 
-def value_digest(column: ColumnInfo) -> sql.Composable:
+def value_digest(column: ColumnInfo, mac: Mac) -> sql.Composable:
     """HMAC of the column's value, as text: what every value-keyed transform starts from."""
-    return hmac_sql(sql.SQL("{}::text").format(source_column(column)))
-
-
-def digest_name(column: ColumnInfo) -> str:
-    return f"pgparity_d_{column.attnum}"
-
-
-def _digest(column: ColumnInfo) -> sql.Composable:
-    # Computed once per row in the plan's inner query (see plan.masked_select): transforms
-    # like email or name use the digest twice, and PostgreSQL does not share subexpressions.
-    return sql.Identifier("src", digest_name(column))
+    return mac.of_text(sql.SQL("{}::text").format(source_column(column)))
 
 
 def _hash(column: ColumnInfo, params: Mapping[str, Any], ctx: Context) -> Masked:
     length = params.get("length")
-    width: sql.Composable = (
-        sql.Literal(int(length))
-        if length
-        else sql.SQL("least(64, greatest(16, length({}::text)))").format(source_column(column))
-    )
-    return Masked(
-        _cast(sql.SQL("left(encode({}, 'hex'), {})").format(_digest(column), width), column)
-    )
+    if length:
+        return Masked(_cast(hex_prefix(DIGEST, int(length)), column))
+    width = sql.SQL("least(64, greatest(16, length({}::text)))").format(source_column(column))
+    return Masked(_cast(sql.SQL("left(encode({}, 'hex'), {})").format(DIGEST, width), column))
 
 
 def _hash_int(column: ColumnInfo, params: Mapping[str, Any], ctx: Context) -> Masked:
@@ -222,7 +227,7 @@ def _hash_int(column: ColumnInfo, params: Mapping[str, Any], ctx: Context) -> Ma
     return Masked(
         _cast(
             sql.SQL("{} + {} % {}").format(
-                sql.Literal(low), hash_int(_digest(column)), sql.Literal(high - low + 1)
+                sql.Literal(low), hash_int(DIGEST), sql.Literal(high - low + 1)
             ),
             column,
         )
@@ -254,36 +259,35 @@ def _check_constant(params: Mapping[str, Any], column: ColumnInfo) -> list[str]:
 
 
 def _uuid(column: ColumnInfo, params: Mapping[str, Any], ctx: Context) -> Masked:
-    return Masked(
-        _cast(sql.SQL("left(encode({}, 'hex'), 32)::uuid").format(_digest(column)), column)
-    )
+    return Masked(_cast(sql.SQL("{}::uuid").format(hex_prefix(DIGEST, 32)), column))
+
+
+EMAIL_DOMAINS = ("example.com", "example.net", "example.org")
 
 
 def _email(column: ColumnInfo, params: Mapping[str, Any], ctx: Context) -> Masked:
-    value = source_column(column)
-    digest = _digest(column)
     local: sql.Composable = (
-        sql.SQL("left(encode({}, 'hex'), 32)").format(digest)
+        hex_prefix(DIGEST, 32)
         if params.get("unique")
         else sql.SQL(
             "left(encode({}, 'hex'), least(30, greatest(6, position('@' in {}) - 1)))"
-        ).format(digest, value)
+        ).format(DIGEST, source_column(column))
     )
-    domain = sql.SQL("(ARRAY['example.com', 'example.net', 'example.org'])[1 + {} % 3]").format(
-        hash_int(digest, 16)
-    )
+    domain = _word(EMAIL_DOMAINS, hash_int(DIGEST, 16))
     return Masked(_cast(sql.SQL("{} || '@' || {}").format(local, domain), column))
 
 
+def _word(words: Sequence[str], number: sql.Composable) -> sql.Composable:
+    """``words[1 + number % len(words)]``, from a constant array of the fixed-width type name:
+    its subscript is an offset, where a text[] subscript walks every element before it."""
+    return sql.SQL("({}::name[])[1 + {} % {}]::text").format(
+        sql.Literal(list(words)), number, sql.Literal(len(words))
+    )
+
+
 def _name(column: ColumnInfo, params: Mapping[str, Any], ctx: Context) -> Masked:
-    digest = _digest(column)
-    key = sql.Identifier(KEY_ALIAS)
-    first = sql.SQL("{}.first_names[1 + {} % {}]").format(
-        key, hash_int(digest), sql.Literal(len(FIRST_NAMES))
-    )
-    last = sql.SQL("{}.last_names[1 + {} % {}]").format(
-        key, hash_int(digest, 8), sql.Literal(len(LAST_NAMES))
-    )
+    first = _word(FIRST_NAMES, hash_int(DIGEST))
+    last = _word(LAST_NAMES, hash_int(DIGEST, 8))
     part = params.get("part", "full")
     chosen = (
         first
@@ -303,15 +307,16 @@ def _name(column: ColumnInfo, params: Mapping[str, Any], ctx: Context) -> Masked
 
 
 def _phone(column: ColumnInfo, params: Mapping[str, Any], ctx: Context) -> Masked:
-    digits = sql.SQL("lpad(({} % 1000000000000000)::text, 15, '0')").format(
-        hash_int(_digest(column))
-    )
-    # Digits in the original: its length minus its length without them (translate is far
-    # cheaper per row than a regular expression).
+    # 15 digits, zero-padded: 10^15 + n % 10^15 is a '1' and exactly those digits, which is
+    # lpad((n % 10^15)::text, 15, '0') without the padding call.
+    digits = sql.SQL("({} % 1000000000000000 + 1000000000000000)::text").format(hash_int(DIGEST))
+    # Digits in the original: its size minus its size without them. translate is far cheaper
+    # per row than a regular expression; ASCII digits are one byte in every server encoding,
+    # so byte counts (O(1)) give the same difference as character counts.
     count = sql.SQL(
-        "least(15, greatest(7, length({v}) - length(translate({v}, '0123456789', ''))))"
+        "least(15, greatest(7, octet_length({v}) - octet_length(translate({v}, '0123456789', ''))))"
     ).format(v=source_column(column))
-    return Masked(_cast(sql.SQL("'+' || left({}, {})").format(digits, count), column))
+    return Masked(_cast(sql.SQL("'+' || substr({}, 2, {})").format(digits, count), column))
 
 
 def _partial(column: ColumnInfo, params: Mapping[str, Any], ctx: Context) -> Masked:
@@ -351,8 +356,8 @@ def _check_partial(params: Mapping[str, Any], column: ColumnInfo) -> list[str]:
 
 
 def _unit_interval(digest: sql.Composable) -> sql.Composable:
-    """A deterministic number in [0, 1) from a digest."""
-    return sql.SQL("({}::float8 / 1152921504606846976.0)").format(hash_int(digest))
+    """A deterministic number in [0, 1) from a digest expression (evaluated once)."""
+    return sql.SQL("({}::float8 / 1152921504606846976.0)").format(hash_int_of(digest))
 
 
 _INTEGER_RANGES = {
@@ -375,7 +380,9 @@ def _noise(column: ColumnInfo, params: Mapping[str, Any], ctx: Context) -> Maske
     seed: sql.Composable = (
         ctx.row_key if ctx.row_key is not None else sql.SQL("{}::text").format(value)
     )
-    digest = hmac_sql(sql.SQL("{} || ':' || {}").format(sql.Literal(f"noise:{column.name}"), seed))
+    digest = ctx.mac.of_text(
+        sql.SQL("{} || ':' || {}").format(sql.Literal(f"noise:{column.name}"), seed)
+    )
     factor = sql.SQL("(1 + {} * (2 * {} - 1))").format(sql.Literal(percent), _unit_interval(digest))
     noisy = sql.SQL("{}::numeric * {}::numeric").format(value, factor)
     unit: sql.Composable = sql.SQL("(greatest(abs({}::numeric), 1) * {})").format(
@@ -416,10 +423,15 @@ def _noise(column: ColumnInfo, params: Mapping[str, Any], ctx: Context) -> Maske
 def _date_shift(column: ColumnInfo, params: Mapping[str, Any], ctx: Context) -> Masked:
     """Shift by 1 to ``days`` days, earlier or later, never by zero (which would copy the value)."""
     days = sql.Literal(int(params["days"]))
-    pick = sql.SQL("({} % (2 * {}))").format(hash_int(_digest(column)), days)
+    pick = sql.SQL("({} % (2 * {}))").format(hash_int(DIGEST), days)
     # pick is in [0, 2 days): [0, days) shifts by -days … -1, [days, 2 days) by 1 … days.
-    shift = sql.SQL("(({p} - {d} + ({p} >= {d})::int) * interval '1 day')").format(p=pick, d=days)
-    return Masked(_cast(sql.SQL("{} + {}").format(source_column(column), shift), column))
+    shift = sql.SQL("({p} - {d} + ({p} >= {d})::int)").format(p=pick, d=days)
+    if column.base_type == "date":
+        # date + integer days: the date that date + interval gave (via a timestamp at midnight).
+        moved = sql.SQL("{} + {}::int4").format(source_column(column), shift)
+    else:  # a timestamp keeps its time of day (timestamptz: in the session's time zone)
+        moved = sql.SQL("{} + {} * interval '1 day'").format(source_column(column), shift)
+    return Masked(_cast(moved, column))
 
 
 DATE_UNITS = ("week", "month", "quarter", "year", "decade", "century", "millennium")
@@ -494,10 +506,10 @@ def _jsonb_mask(column: ColumnInfo, params: Mapping[str, Any], ctx: Context) -> 
     """Keys and shape kept; strings as ``hash`` would mask them, numbers keyed to numbers."""
     text = sql.SQL("(w.v #>> '{}')")
     string = sql.SQL("to_jsonb(left(encode({}, 'hex'), least(64, greatest(16, length({})))))::text")
-    number = sql.SQL(_JSON_NUMBER).format(hash=hash_int(hmac_sql(sql.SQL("r.n::text"))))
+    number = sql.SQL(_JSON_NUMBER).format(hash=hash_int_of(ctx.mac.of_text(sql.SQL("r.n::text"))))
     walk = sql.SQL(_JSON_WALK).format(
         doc=source_column(column),
-        string=string.format(hmac_sql(text), text),
+        string=string.format(ctx.mac.of_text(text), text),
         number=number,
     )
     return Masked(
@@ -530,38 +542,40 @@ FEISTEL_ROUNDS = 4
 
 
 def _permute(column: ColumnInfo, params: Mapping[str, Any], ctx: Context) -> Masked:
-    """A keyed Feistel permutation of the integer's bits: a bijection, so unique stays unique."""
+    """A keyed Feistel permutation of the integer's bits: a bijection, so unique stays unique.
+
+    Each round is a subquery kept apart with OFFSET 0: both halves of a round read the previous
+    round's right half, and a flattened chain would compute the early rounds' HMACs again for
+    every later reference (11 HMACs instead of 4).
+    """
     width = _WIDTHS[column.base_type]
     half = width // 2
     bits = sql.SQL("{}::bit({})").format(source_column(column), sql.Literal(width))
-    step = [sql.Identifier(f"pgparity_perm_{column.attnum}_{i}") for i in range(FEISTEL_ROUNDS + 1)]
-    items: list[sql.Composable] = [
-        sql.SQL(
-            "CROSS JOIN LATERAL (SELECT substring({b} FROM 1 FOR {h}) AS l, "
-            "substring({b} FROM {h1} FOR {h}) AS r) AS {s}"
-        ).format(b=bits, h=sql.Literal(half), h1=sql.Literal(half + 1), s=step[0])
-    ]
+    rounds: sql.Composable = sql.SQL(
+        "(SELECT substring({b} FROM 1 FOR {h}) AS l, substring({b} FROM {h1} FOR {h}) AS r "
+        "OFFSET 0) AS pgparity_round"
+    ).format(b=bits, h=sql.Literal(half), h1=sql.Literal(half + 1))
     for number in range(1, FEISTEL_ROUNDS + 1):
-        previous = step[number - 1]
-        round_input = sql.SQL("{} || {}.r::text").format(
-            sql.Literal(f"permute:{number}:"), previous
+        round_input = sql.SQL("{} || pgparity_round.r::text").format(
+            sql.Literal(f"permute:{number}:")
         )
-        mixed = sql.SQL("substring(('x' || encode({}, 'hex'))::bit(256) FROM 1 FOR {})").format(
-            hmac_sql(round_input), sql.Literal(half)
+        # The first `half` bits of the HMAC: its first half / 8 bytes, as bits.
+        mixed = sql.SQL("('x' || encode(substring({} FROM 1 FOR {}), 'hex'))::bit({})").format(
+            ctx.mac.of_text(round_input), sql.Literal(half // 8), sql.Literal(half)
         )
-        items.append(
-            sql.SQL("CROSS JOIN LATERAL (SELECT {p}.r AS l, {p}.l # {f} AS r) AS {s}").format(
-                p=previous, f=mixed, s=step[number]
-            )
-        )
-    last = step[-1]
+        rounds = sql.SQL(
+            "(SELECT pgparity_round.r AS l, pgparity_round.l # {} AS r FROM {} OFFSET 0) "
+            "AS pgparity_round"
+        ).format(mixed, rounds)
     cast = sql.SQL("int8") if width == 64 else sql.SQL("int4")
     return Masked(
         _cast(
-            sql.SQL("({}.l || {}.r)::bit({})::{}").format(last, last, sql.Literal(width), cast),
+            sql.SQL("(pgparity_round.l || pgparity_round.r)::bit({})::{}").format(
+                sql.Literal(width), cast
+            ),
             column,
         ),
-        tuple(items),
+        value_source=rounds,
     )
 
 
@@ -722,6 +736,7 @@ TRANSFORMS: dict[str, Transform] = {
             _permute,
             unique=lambda _: True,
             base_types=frozenset({"int4", "int8"}),
+            per_value=True,
         ),
         Transform(
             "jsonb_mask",
@@ -730,6 +745,7 @@ TRANSFORMS: dict[str, Transform] = {
             frozenset({"U"}),
             _jsonb_mask,
             base_types=frozenset({"json", "jsonb"}),
+            per_value=True,
         ),
     )
 }
