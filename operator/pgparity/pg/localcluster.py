@@ -184,6 +184,12 @@ class LocalCluster:
         if not self.standbys:
             return
         with connect(self.primary_dsn, role="local primary") as conn:
+            # With synchronous_commit off (as local clusters run) the last commits may still sit
+            # in WAL buffers, past pg_current_wal_lsn(). A transaction with an xid committed
+            # synchronously flushes everything before its commit record.
+            with conn.transaction():
+                conn.execute("SET LOCAL synchronous_commit = on")
+                conn.execute("SELECT pg_catalog.pg_current_xact_id()")
             lsn = written_lsn(conn)
             waited = wait_for_replay(
                 conn, lsn, len(self.standbys), timeout=timeout, period=REPLAY_POLL_SECONDS
