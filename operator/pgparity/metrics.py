@@ -50,6 +50,13 @@ LOCK_WAIT_MAX = Gauge(
     ["namespace", "name"],
     registry=REGISTRY,
 )
+CLONE_PARITY = Gauge(
+    "pgparity_clone_parity",
+    "1 when the dimension of the parity floor (server, configuration, extensions, topology, "
+    "schema) holds between the StagingClone and production at the last check, else 0.",
+    ["namespace", "name", "dimension"],
+    registry=REGISTRY,
+)
 _SAMPLED_GAUGES = (REPLICATION_LAG, LOCK_WAITING, LOCK_WAIT_MAX)
 _CLONE_GAUGES = (CLONE_READY, *_SAMPLED_GAUGES)
 VALIDATION_PHASE = Gauge(
@@ -105,9 +112,25 @@ def set_clone_sample(
     LOCK_WAIT_MAX.labels(namespace=namespace, name=name).set(longest_wait)
 
 
+def set_clone_parity(namespace: str, name: str, dimensions: Mapping[str, bool]) -> None:
+    for dimension, holds in dimensions.items():
+        CLONE_PARITY.labels(namespace=namespace, name=name, dimension=dimension).set(int(holds))
+
+
 def forget_clone(namespace: str, name: str) -> None:
     """Remove every series of a deleted clone."""
     _forget(_CLONE_GAUGES, namespace, name)
+    for labels in _series_of(CLONE_PARITY, namespace, name):
+        CLONE_PARITY.remove(*labels)
+
+
+def _series_of(gauge: Gauge, namespace: str, name: str) -> list[tuple[str, ...]]:
+    return [
+        tuple(s.labels[k] for k in ("namespace", "name", "dimension"))
+        for metric in gauge.collect()
+        for s in metric.samples
+        if s.labels.get("namespace") == namespace and s.labels.get("name") == name
+    ]
 
 
 def forget_samples(namespace: str, name: str) -> None:

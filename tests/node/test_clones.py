@@ -4,6 +4,7 @@ Service; garbage collection of everything a deleted clone owned."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -187,3 +188,46 @@ def test_deleting_a_clone_removes_its_pods_and_claims(
             timeout=180,
         )
     assert cluster.get(namespace, "pvc", "archives") is not None  # not the clone's
+
+
+def test_parity_is_checked_by_a_job_pod(
+    operator_release: Cluster, live_clone: Clone, production: Production
+) -> None:
+    """spec.parity on the live clone: a real Pod runs ``pgparity parity --floor-only`` against
+    production and the clone, writes the floor into its ConfigMap with its own token, and the
+    operator turns it into ParityVerified. The clone runs with PARAMETERS (lock_timeout,
+    statement_timeout, work_mem) that production does not set: the floor names configuration."""
+    cluster, namespace = operator_release, live_clone.namespace
+
+    def set_parity(parity: dict[str, Any] | None) -> None:
+        patch = json.dumps({"spec": {"parity": parity}})  # null removes it
+        cluster.kubectl(
+            "patch", "stc", live_clone.name, "-n", namespace, "--type=merge", "-p", patch
+        )
+
+    def checked() -> dict[str, Any] | None:
+        status = cluster.status(namespace, "stc", live_clone.name)
+        verified = conditions(status).get("ParityVerified", {})
+        return status if verified.get("status") in ("True", "False") else None
+
+    def unchecked() -> bool:
+        status = cluster.status(namespace, "stc", live_clone.name)
+        return "ParityVerified" not in conditions(status)
+
+    set_parity({"productionSecretRef": {"name": "production-readonly"}})
+    try:
+        status = wait_for("ParityVerified from the parity Job's Pod", checked, timeout=240)
+    finally:
+        # A broken floor holds validations back: the clone is shared with test_validations.
+        set_parity(None)
+        wait_for("ParityVerified gone with spec.parity", unchecked, timeout=120)
+    verified = conditions(status)["ParityVerified"]
+    assert verified["status"] == "False"
+    assert verified["reason"].endswith("Broken")
+    assert status["parity"]["dimensions"]["configuration"] is False
+    assert status["parity"]["dimensions"]["topology"] is True  # a replica streams
+    assert status["phase"] == "Ready"
+    job = cluster.get(namespace, "job", status["parity"]["jobName"])
+    assert job is not None
+    assert job["status"].get("succeeded") == 1
+    assert production.dsn not in json.dumps(job)  # the DSN by reference only

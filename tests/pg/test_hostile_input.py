@@ -98,6 +98,8 @@ def _commands(flag: str, path: Path, dsn: str, ok: dict[str, Path]) -> list[str 
         "seed --policy": [*seed, "--policy", path],
         "parity --policy": [*parity, "--policy", path],
         "parity --queries": [*parity, "--queries", path],
+        "parity --settings": [*parity, "--settings", path],
+        "parity --migration": [*parity, "--migration", path],
         "--key-file": [*seed, "--policy", ok["policy"], "--key-file", path],
     }
     return commands[flag]
@@ -113,8 +115,16 @@ TEXT_FLAGS = [
     "seed --policy",
     "parity --policy",
     "parity --queries",
+    "parity --settings",
+    "parity --migration",
 ]
-YAML_FLAGS = ["--traffic", "--explain", "policy check --policy", "parity --queries"]
+YAML_FLAGS = [
+    "--traffic",
+    "--explain",
+    "policy check --policy",
+    "parity --queries",
+    "parity --settings",
+]
 
 
 class TestNulByteHidesNothing:

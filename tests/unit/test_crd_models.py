@@ -74,6 +74,8 @@ def compare_value(hint: Any, schema: dict[str, Any], path: str) -> list[str]:
         values = schema.get("additionalProperties")
         if schema.get("type") != "object" or not isinstance(values, dict):
             return [f"{path}: the model has a map, the CRD does not"]
+        if get_args(hint)[1:] == (bool,):  # Mapping[str, bool]
+            return [] if values.get("type") == "boolean" else [f"{path}: map values differ"]
         if values.get("type", "string") != "string" and not values.get(
             "x-kubernetes-int-or-string"
         ):

@@ -191,3 +191,11 @@ def test_side_effects_and_unknown_observations_round_trip() -> None:
     assert "longest wait unknown" in text
     assert "not observed: lock wait — no waitstart" in text
     assert "not observed: lock wait" in render(report, "markdown")
+
+
+def test_the_parity_state_a_run_was_under_round_trips() -> None:
+    report = replace(_report(), parity="Broken")
+    doc = json.loads(render(report, "json"))
+    assert doc["parity"] == "Broken"
+    assert ValidationReport.parse(doc) == report
+    assert json.loads(render(_report(), "json"))["parity"] is None  # the CLI alone: not given

@@ -38,6 +38,11 @@ OWN_SQL = {
         "_activity_sample",
         "query",
     ): "one of two observer_sql constants",
+    (
+        "parity/remedy.py",
+        "apply_statements",
+        "statement",
+    ): "ALTER … SET compositions of sql.Identifier and sql.Literal (parity_statements)",
 }
 
 

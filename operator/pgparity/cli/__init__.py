@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from pgparity import __version__
-from pgparity.cli import linting, operating, schema, seeding, validate
+from pgparity.cli import linting, operating, parity, schema, seeding, validate
 from pgparity.cli.common import (
     EXIT_DATABASE,
     EXIT_INTERNAL,
@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"pgparity {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for module in (validate, linting, schema, seeding, operating):
+    for module in (validate, linting, schema, seeding, parity, operating):
         module.register(commands)
     return parser
 

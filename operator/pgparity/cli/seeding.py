@@ -22,7 +22,6 @@ from pgparity.cli.common import (
     progress_printer,
     write_atomically,
 )
-from pgparity.cli.validate import explain_file
 from pgparity.errors import SpecError, UsageError
 from pgparity.inputs import KEY_FILE, read_bytes
 from pgparity.models.migration_validation import ExplainQuery
@@ -99,31 +98,6 @@ def register(commands: Any) -> None:
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     parser.set_defaults(handler=cmd_seed)
-
-    parity = commands.add_parser(
-        "parity", help="compare a clone's data with production's (rows, sizes, statistics)"
-    )
-    parity.add_argument("--production-dsn", required=True, help="read-only connection")
-    parity.add_argument("--staging-dsn", required=True)
-    parity.add_argument(
-        "--policy",
-        type=Path,
-        metavar="FILE",
-        help="the policy the clone was seeded with: masked columns are checked "
-        "only on the statistics their transform keeps",
-    )
-    parity.add_argument(
-        "--queries",
-        type=Path,
-        metavar="FILE",
-        help="queries (the --explain file format) whose plans must have the same shape on the "
-        "clone as on production",
-    )
-    parity.add_argument(
-        "--all", action="store_true", help="print every check, not only those out of tolerance"
-    )
-    parity.add_argument("--format", choices=("text", "json"), default="text")
-    parity.set_defaults(handler=cmd_parity)
 
     register_archives(commands)
 
@@ -273,7 +247,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
     report = None
     if args.parity:
         progress.say("data parity: counting rows and comparing statistics")
-        report = _parity(args.source_dsn, args.target_dsn, policy)
+        report = data_parity(args.source_dsn, args.target_dsn, policy)
     if args.format == "json":
         document = {**result.to_dict(), "parity": report.to_dict() if report else None}
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
@@ -284,7 +258,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
     return EXIT_OK if report is None or report.ok else EXIT_REJECTED
 
 
-def _parity(
+def data_parity(
     production_dsn: str,
     staging_dsn: str,
     policy: Policy | None,
@@ -296,17 +270,6 @@ def _parity(
     ):
         report = compare(read_side(production), read_side(staging), policy=policy)
         return with_checks(report, plan_checks(production, staging, queries))
-
-
-def cmd_parity(args: argparse.Namespace) -> int:
-    policy = read_policy(args.policy) if args.policy else None
-    queries = explain_file(args.queries, "--queries").queries if args.queries else ()
-    report = _parity(args.production_dsn, args.staging_dsn, policy, queries)
-    if args.format == "json":
-        sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
-    else:
-        sys.stdout.write(render_parity(report, all_checks=args.all))
-    return EXIT_OK if report.ok else EXIT_REJECTED
 
 
 def _bucket(args: argparse.Namespace, location: Location) -> Bucket:

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ from pgparity.errors import SpecError, UsageError
 from pgparity.inputs import REPORT, SEED_SQL, check_no_nul, read_text
 from pgparity.lint import find_config, load_config
 from pgparity.models.codec import FILE, decode
-from pgparity.models.migration_validation import ProductionTables
+from pgparity.models.migration_validation import CloneParity, ProductionTables
 from pgparity.models.progress import Progress
 from pgparity.models.quantities import is_duration, parse_duration, parse_size
 from pgparity.models.report import ProductionSource, Rule, Severity, ValidationReport, Verdict
@@ -51,6 +52,7 @@ from pgparity.pg.sizes import TableSize, read_table_sizes
 from pgparity.redaction import sanitize_strings
 
 # PostgreSQL's limit on max_connections (MAX_BACKENDS): more sessions cannot be blocked.
+PARITY_STATES = tuple(state.value for state in CloneParity)
 MAX_BLOCKED_SESSIONS = 262_143
 
 
@@ -112,6 +114,12 @@ def _add_validate(p: argparse.ArgumentParser) -> None:
         help="refuse to run (exit 3) unless the schema has this digest",
     )
     p.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    p.add_argument(
+        "--parity-state",
+        choices=PARITY_STATES,
+        help="the clone's parity state this run is under, recorded in the report (the "
+        "operator passes its StagingClone's ParityVerified)",
+    )
     p.add_argument(
         "--no-rerun-check",
         dest="rerun_check",
@@ -256,6 +264,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     # A migration may quote a connection string (dblink, FDW options): never a password in
     # a report, which often ends up as a pull-request comment.
     report = sanitize_strings(report)
+    if args.parity_state:
+        report = replace(report, parity=args.parity_state)
     _emit_report(report, args.format, args.output)
     if args.report_configmap:
         return _deliver(report, args.report_configmap, args.report_namespace, progress)

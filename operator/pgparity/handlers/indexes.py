@@ -31,6 +31,7 @@ class CloneView:
     message: str | None
     secret: str | None
     parameters: Mapping[str, str]
+    parity: tuple[str, str, str] | None = None  # ParityVerified: status, reason, message
 
 
 @dataclass(frozen=True)
@@ -72,9 +73,25 @@ async def clone_views(
             phase=status.get("phase"),
             message=status.get("message"),
             secret=endpoints.get("secretName"),
-            parameters=dict((spec.get("postgres") or {}).get("parameters") or {}),
+            # What the servers run with (derived from production, then the spec's own), or
+            # the spec's until the clone has a status.
+            parameters=dict(
+                status.get("parameters") or (spec.get("postgres") or {}).get("parameters") or {}
+            ),
+            parity=_parity_condition(status),
         )
     }
+
+
+def _parity_condition(status: kopf.Status) -> tuple[str, str, str] | None:
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "ParityVerified":
+            return (
+                str(condition.get("status")),
+                str(condition.get("reason") or ""),
+                str(condition.get("message") or ""),
+            )
+    return None
 
 
 @kopf.index("batch", "v1", "jobs", labels={VALIDATION_LABEL: kopf.PRESENT})

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import kopf
@@ -56,6 +56,7 @@ from pgparity.models.common import GROUP, VERSION, KeyRef, Reason
 from pgparity.models.migration_validation import (
     KIND,
     PLURAL,
+    CloneParity,
     MigrationValidationSpec,
     MigrationValidationStatus,
     ReportRef,
@@ -87,6 +88,7 @@ class Resolved:
     spec: MigrationValidationSpec
     inputs: ValidationInputs
     key: str
+    parity: CloneParity = CloneParity.NOT_CHECKED
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
@@ -222,6 +224,15 @@ async def _resolve(body: kopf.Body, namespace: str, views: Views) -> Resolved:
             Reason.CLONE_NOT_READY,
             f"StagingClone {spec.clone_ref.name} has no connection Secret yet",
         )
+    parity = clone_parity(clone.parity)
+    if parity is CloneParity.BROKEN and not spec.allow_parity_drift:
+        _, reason, message = clone.parity or ("", "", "")
+        raise Waiting(
+            ValidationPhase.WAITING_FOR_CLONE,
+            "ParityBroken",
+            f"StagingClone {spec.clone_ref.name} is not at parity with production ({reason}: "
+            f"{message}); spec.allowParityDrift: true runs anyway",
+        )
     parameters = clone.parameters
     timeouts = spec.timeouts
     inputs = ValidationInputs(
@@ -234,7 +245,16 @@ async def _resolve(body: kopf.Body, namespace: str, views: Views) -> Resolved:
         or parameters.get("statement_timeout"),
         workload=await _workload(spec, namespace),
     )
-    return Resolved(spec, inputs, validation_key(spec, inputs))
+    return Resolved(spec, inputs, validation_key(spec, inputs), parity)
+
+
+def clone_parity(condition: tuple[str, str, str] | None) -> CloneParity:
+    """The clone's ParityVerified condition (status, reason, message) as a parity state."""
+    if condition is None:
+        return CloneParity.NOT_CHECKED
+    return {"True": CloneParity.VERIFIED, "False": CloneParity.BROKEN}.get(
+        condition[0], CloneParity.UNKNOWN
+    )
 
 
 async def _migration_sql(spec: MigrationValidationSpec, namespace: str) -> str:
@@ -278,7 +298,7 @@ async def _advance(
     started = StartedJob(resolved.inputs.clone, resolved.key[:63])
     if job is None and shared.started.get((ref.namespace, ref.name)) != started:
         await _start(ref, resolved, shared)
-        return progress_status(
+        created = progress_status(
             previous,
             ValidationPhase.RUNNING,
             Reason.JOB_CREATED,
@@ -289,6 +309,7 @@ async def _advance(
             job_name=n.job,
             started_at=now(),
         )
+        return replace(created, parity=resolved.parity)  # the parity state it runs under
     if job is None or job.outcome is None:
         return progress_status(
             previous,
@@ -348,6 +369,7 @@ async def _start(ref: ValidationRef, resolved: Resolved, shared: Runtime) -> Non
                 image=options().image,
                 cpu=options().job_cpu,
                 memory=options().job_memory,
+                parity=resolved.parity.value,
             ),
         )
         shared.started[(ref.namespace, ref.name)] = StartedJob(clone, resolved.key[:63])

@@ -2,8 +2,10 @@
 
 Conditions: Provisioned (the objects exist / the external database answers), Seeded (the seeding
 Job finished / the data is complete), ReplicaStreaming (a replica really streams from the
-primary), Ready (all three). A clone that cannot become ready says why in the condition reason
-and an Event, and is checked again and again (with backoff) — never a silent hang.
+primary), Ready (all three), and with ``spec.parity`` ParityVerified (``handlers.clone_parity``:
+the parity floor against production, not part of Ready). A clone that cannot become ready says
+why in the condition reason and an Event, and is checked again and again (with backoff) — never
+a silent hang.
 
 Each clone has a coroutine (a kopf daemon) that reconciles its status; it holds no thread while
 it waits, and the PostgreSQL checks and Kubernetes calls run in ``handlers.common``'s bounded
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import kopf
@@ -21,6 +24,13 @@ import kopf
 from pgparity import metrics
 from pgparity.clonecheck import inspect_clone
 from pgparity.errors import CallTimeoutError, PgparityError, SpecError
+from pgparity.handlers.clone_parity import CONDITION as PARITY_CONDITION
+from pgparity.handlers.clone_parity import (
+    ParityObserved,
+    derive_parameters,
+    observe_parity,
+    parity_condition,
+)
 from pgparity.handlers.common import (
     StatusWriter,
     announce,
@@ -45,6 +55,7 @@ from pgparity.manifests.clone_status import (
     invalid_spec,
     judge_health,
 )
+from pgparity.manifests.conditions import set_condition
 from pgparity.manifests.status import retry_delay
 from pgparity.models.clone_health import CloneHealth
 from pgparity.models.common import GROUP, VERSION, Reason
@@ -56,6 +67,7 @@ from pgparity.models.staging_clone import (
     StagingCloneSpec,
     StagingCloneStatus,
 )
+from pgparity.redaction import sanitize
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
@@ -100,18 +112,32 @@ async def _reconcile_once(body: kopf.Body, clone: CloneRef, writer: StatusWriter
     current = writer.current(body)
     previous = _parse_status(current)
     parameters: Mapping[str, str] | None = None
+    spec: StagingCloneSpec | None = None
+    derived = previous.derived_parameters
     try:
         spec = StagingCloneSpec.parse(dict(body.get("spec", {})))
     except SpecError as exc:
         observed = invalid_spec(str(exc))
     else:
-        observed = await _observe(clone, spec)
-        parameters = spec.postgres.parameters
+        observed = await _observe(clone, spec, previous)
+        derived = observed.derived or previous.derived_parameters
+        parameters = {**(derived or {}), **spec.postgres.parameters}
     status = clone_status(previous, observed, parameters, now=now(), generation=generation)
-    new = status.to_dict()
     ready = status.phase is ClonePhase.READY
+    status = replace(status, derived_parameters=derived)
+    if spec is not None and spec.parity is not None:
+        parity = await observe_parity(clone, spec.parity, previous, observed.secret, ready)
+        status = _with_parity(status, parity, generation)
+    elif parity_condition(status) is not None:
+        status = replace(
+            status,
+            conditions=tuple(c for c in status.conditions if c.type != PARITY_CONDITION),
+            parity=None,
+        )
+    new = status.to_dict()
     metrics.set_clone_ready(clone.namespace, clone.name, ready)
     if await writer.write(body, current, new):
+        _announce_parity(body, previous, status)
         announce(
             body,
             current,
@@ -123,6 +149,29 @@ async def _reconcile_once(body: kopf.Body, clone: CloneRef, writer: StatusWriter
     return ready
 
 
+def _with_parity(
+    status: StagingCloneStatus, parity: ParityObserved, generation: int
+) -> StagingCloneStatus:
+    state, reason, message = parity.condition
+    conditions = set_condition(
+        status.conditions, PARITY_CONDITION, state, reason, message, now(), generation
+    )
+    return replace(status, conditions=conditions, parity=parity.state or status.parity)
+
+
+def _announce_parity(body: kopf.Body, old: StagingCloneStatus, new: StagingCloneStatus) -> None:
+    """An Event when ParityVerified changes status or reason (a dimension broke or healed)."""
+    before, after = parity_condition(old), parity_condition(new)
+    if after is None or (before and (before.status, before.reason) == (after.status, after.reason)):
+        return
+    kopf.event(
+        body,
+        type="Warning" if after.status is FALSE else "Normal",
+        reason=after.reason,
+        message=sanitize(after.message),
+    )
+
+
 def _parse_status(current: Mapping[str, Any]) -> StagingCloneStatus:
     try:
         return StagingCloneStatus.parse(current)
@@ -130,10 +179,33 @@ def _parse_status(current: Mapping[str, Any]) -> StagingCloneStatus:
         return StagingCloneStatus()
 
 
-async def _observe(clone: CloneRef, spec: StagingCloneSpec) -> CloneObservation:
-    if spec.provider is Provider.BUILTIN:
+async def _observe(
+    clone: CloneRef, spec: StagingCloneSpec, previous: StagingCloneStatus
+) -> CloneObservation:
+    if spec.provider is not Provider.BUILTIN:
+        return await _external(clone, spec)
+    if spec.parity is None or (previous.derived_parameters is None and await _created(clone)):
+        # Parameters are derived before the servers exist; a clone that already runs keeps
+        # its configuration (spec.parity added later only checks it).
         return await _builtin(clone, spec)
-    return await _external(clone, spec)
+    derivation = await derive_parameters(clone, spec.parity, previous)
+    if derivation.parameters is None:
+        waiting = ConditionState(*derivation.waiting)
+        later = ConditionState(UNKNOWN, waiting.reason, "")
+        return CloneObservation(waiting, later, later)
+    observed = await _builtin(clone, with_parameters(spec, derivation.parameters))
+    return replace(observed, derived=derivation.parameters)
+
+
+async def _created(clone: CloneRef) -> bool:
+    config = names(clone.name).config
+    return await api(kube.get, "v1", "ConfigMap", config, clone.namespace) is not None
+
+
+def with_parameters(spec: StagingCloneSpec, derived: Mapping[str, str]) -> StagingCloneSpec:
+    """``spec`` running with production's parameters, overridden by its own."""
+    merged = {**derived, **spec.postgres.parameters}
+    return replace(spec, postgres=replace(spec.postgres, parameters=merged))
 
 
 async def _builtin(clone: CloneRef, spec: StagingCloneSpec) -> CloneObservation:

@@ -42,6 +42,7 @@ class CloneObservation:
     streaming: ConditionState
     secret: str | None = None
     health: CloneHealth | None = None
+    derived: Mapping[str, str] | None = None  # production's parameters (builtin + spec.parity)
 
     @property
     def parts(self) -> tuple[ConditionState, ConditionState, ConditionState]:

@@ -36,3 +36,40 @@ def tmp_volume() -> dict[str, Any]:
 
 def tmp_mount() -> dict[str, Any]:
     return {"name": "tmp", "mountPath": TMP}
+
+
+def secret_env(variable: str, secret: str, key: str = "dsn") -> dict[str, Any]:
+    """An environment variable from a Secret's key (how Jobs get DSNs: never on argv)."""
+    return {"name": variable, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+def report_writer_access(
+    account: str, configmap: str, meta: dict[str, Any], namespace: str
+) -> list[dict[str, Any]]:
+    """ServiceAccount, Role and RoleBinding ``account``: get and patch the one ConfigMap a
+    Job writes its report into, nothing else. ``meta`` is the objects' metadata (its name is
+    replaced)."""
+    named = {**meta, "name": account}
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": dict(named)},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": dict(named),
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "resources": ["configmaps"],
+                    "resourceNames": [configmap],
+                    "verbs": ["get", "patch", "update"],
+                }
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": dict(named),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account},
+            "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
+        },
+    ]

@@ -25,7 +25,13 @@ from pgparity.manifests.labels import (
     metadata,
     owner_reference,
 )
-from pgparity.manifests.pods import restricted_container, restricted_pod, tmp_mount, tmp_volume
+from pgparity.manifests.pods import (
+    report_writer_access,
+    restricted_container,
+    restricted_pod,
+    tmp_mount,
+    tmp_volume,
+)
 from pgparity.models.codec import encode
 from pgparity.models.migration_validation import (
     KIND,
@@ -149,42 +155,15 @@ def build_report_holder(ref: ValidationRef, clone: str, key: str) -> dict[str, A
 def build_job_access(ref: ValidationRef, clone: str, key: str) -> list[dict[str, Any]]:
     """ServiceAccount, Role and RoleBinding: get and patch the report ConfigMap, nothing else."""
     n = names(ref.name, key)
-    lab = _labels(ref, clone, key)
-    return [
-        {
-            "apiVersion": "v1",
-            "kind": "ServiceAccount",
-            "metadata": metadata(n.account, ref.namespace, ref.owner, lab),
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "Role",
-            "metadata": metadata(n.account, ref.namespace, ref.owner, lab),
-            "rules": [
-                {
-                    "apiGroups": [""],
-                    "resources": ["configmaps"],
-                    "resourceNames": [n.report],
-                    "verbs": ["get", "patch", "update"],
-                }
-            ],
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "RoleBinding",
-            "metadata": metadata(n.account, ref.namespace, ref.owner, lab),
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "Role",
-                "name": n.account,
-            },
-            "subjects": [{"kind": "ServiceAccount", "name": n.account, "namespace": ref.namespace}],
-        },
-    ]
+    meta = metadata(n.account, ref.namespace, ref.owner, _labels(ref, clone, key))
+    return report_writer_access(n.account, n.report, meta, ref.namespace)
 
 
 def validate_command(
-    spec: MigrationValidationSpec, inputs: ValidationInputs, report: str
+    spec: MigrationValidationSpec,
+    inputs: ValidationInputs,
+    report: str,
+    parity: str | None = None,
 ) -> list[str]:
     """The Job's command: ``pgparity validate`` with everything the spec asks for."""
     command = [
@@ -205,6 +184,8 @@ def validate_command(
         command += ["--expect-digest", spec.expect_digest]
     if spec.strict:
         command.append("--strict")
+    if parity:
+        command += ["--parity-state", parity]
     command += _traffic_args(spec, inputs)
     if spec.explain is not None and spec.explain.queries:
         command += ["--explain", f"{INPUTS_DIR}/{EXPLAIN_KEY}"]
@@ -276,6 +257,7 @@ def build_job(
     image: str,
     cpu: str,
     memory: str,
+    parity: str | None = None,
 ) -> dict[str, Any]:
     n = names(ref.name, key)
     lab = _labels(ref, inputs.clone, key)
@@ -283,7 +265,7 @@ def build_job(
     container = {
         "name": "validate",
         "image": image,
-        "command": validate_command(spec, inputs, n.report),
+        "command": validate_command(spec, inputs, n.report, parity),
         "env": [
             {"name": "PGPARITY_DSN", "valueFrom": {"secretKeyRef": {"name": secret, "key": "dsn"}}},
             {

@@ -34,6 +34,15 @@ CONDITION_TYPES = (
 )
 
 
+class CloneParity(StrEnum):
+    """The clone's ParityVerified condition, as a validation sees it."""
+
+    VERIFIED = "Verified"
+    BROKEN = "Broken"
+    UNKNOWN = "Unknown"
+    NOT_CHECKED = "NotChecked"
+
+
 class ValidationPhase(StrEnum):
     PENDING = "Pending"
     WAITING_FOR_CLONE = "WaitingForClone"
@@ -194,6 +203,7 @@ class MigrationValidationSpec:
     headroom: Headroom | None = None
     repeat: int = 1
     production: ProductionSpec | None = None
+    allow_parity_drift: bool = False
 
     @classmethod
     def parse(cls, doc: Any, path: str = "spec") -> MigrationValidationSpec:
@@ -268,6 +278,7 @@ class MigrationValidationStatus:
     duration_seconds: float | None = None
     message: str | None = None
     queue_position: int | None = None
+    parity: CloneParity | None = None  # the clone's ParityVerified when the run started
     observed_generation: int | None = None
 
     @classmethod

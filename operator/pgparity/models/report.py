@@ -602,6 +602,7 @@ class ValidationReport(_Document):
     lint: tuple[StaticFinding, ...] = ()
     version: int = REPORT_VERSION
     margins: MarginSettings | None = None  # issue 13: the run's headroom, repeats, production
+    parity: str | None = None  # the clone's parity state the run was under (the operator's)
 
     @property
     def errors(self) -> tuple[Finding, ...]:

@@ -93,17 +93,31 @@ class SourceSpec:
 
 
 @dataclass(frozen=True)
+class ParitySpec:
+    """The parity floor against production, checked by a Job every ``intervalMinutes``: the
+    Secret's ``dsn`` is a read-only production connection (pg_read_all_settings and
+    pg_read_all_stats suffice); ``role`` is the role migrations run as."""
+
+    production_secret_ref: LocalObjectRef
+    role: str | None = None
+    interval_minutes: int = 10
+
+
+@dataclass(frozen=True)
 class StagingCloneSpec:
     provider: Provider = Provider.BUILTIN
     replicas: int = 1
     postgres: PostgresSpec = field(default_factory=PostgresSpec)
     source: SourceSpec | None = None
     external: ExternalSpec | None = None
+    parity: ParitySpec | None = None
 
     def problems(self) -> list[tuple[str, str]]:
         found = []
         if self.replicas < 1:
             found.append(("replicas", "must be at least 1"))
+        if self.parity is not None and not 1 <= self.parity.interval_minutes <= 1440:
+            found.append(("parity.intervalMinutes", "must be between 1 and 1440"))
         if self.provider is Provider.EXTERNAL and self.external is None:
             found.append(("external", "is required when provider is external"))
         if self.provider is Provider.BUILTIN and self.source is None:
@@ -132,6 +146,18 @@ class DataSummary:
 
 
 @dataclass(frozen=True)
+class ParityState:
+    """The last parity floor check: which dimensions hold, and the first that broke."""
+
+    checked_at: str | None = None
+    job_name: str | None = None
+    ok: bool | None = None
+    first_broken: str | None = None
+    broken: int | None = None
+    dimensions: Mapping[str, bool] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class StagingCloneStatus:
     phase: ClonePhase | None = None
     conditions: tuple[Condition, ...] = ()
@@ -141,6 +167,8 @@ class StagingCloneStatus:
     data: DataSummary | None = None
     replicas_ready: int | None = None
     parameters: Mapping[str, str] = field(default_factory=dict)
+    derived_parameters: Mapping[str, str] | None = None  # production's, read before creation
+    parity: ParityState | None = None
     message: str | None = None
     observed_generation: int | None = None
 

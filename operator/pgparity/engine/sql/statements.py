@@ -379,3 +379,19 @@ def _without_concurrently(node: ast.Node) -> str | None:
 def _copy(node: Any) -> Any:
     # pglast nodes are mutable; change a copy, never the parse the report is built from.
     return copy.deepcopy(node)
+
+
+def created_extensions(text: str) -> tuple[tuple[str, str | None], ...]:
+    """``(name, version or None)`` of every ``CREATE EXTENSION`` in ``text``; none when the
+    text does not parse (validate reports the syntax error)."""
+    try:
+        raw_statements = parse_sql(text) or ()
+    except ParseError:
+        return ()
+    found = []
+    for raw in raw_statements:
+        node = raw.stmt
+        if isinstance(node, ast.CreateExtensionStmt):
+            versions = [o.arg.sval for o in node.options or () if o.defname == "new_version"]
+            found.append((str(node.extname), str(versions[0]) if versions else None))
+    return tuple(found)
