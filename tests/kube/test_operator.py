@@ -308,7 +308,10 @@ def test_validation_job_and_verdicts(
         kube_namespace,
         "rewrite",
         "staging",
-        "ALTER TABLE accounts ALTER COLUMN balance TYPE bigint;",
+        # Each row's conversion waits 1 ms, so the rewrite outlasts the 150 ms statement_timeout
+        # however fast the machine (a plain rewrite of 300k rows can finish inside it).
+        "ALTER TABLE accounts ALTER COLUMN balance TYPE bigint "
+        "USING balance + length(pg_sleep(0.001)::text);",
     )
     rejected_job = job_of(kube_plane, kube_namespace, "rewrite")
     play(kube_plane, kube_namespace, rejected_job, player_workdir)
