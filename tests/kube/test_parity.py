@@ -9,7 +9,6 @@ kubelet running the parity Job's command and reporting its pod (``JobPlayer``).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,26 +26,21 @@ from fix_operator import (
     status_of,
     wait_status,
 )
-from fix_pg import PgDatabase, _create_database, _drop_database
+from fix_pg import PgDatabase
 from kubeplane import ControlPlane
 from pgparity import metrics
-from pgparity.pg.localcluster import LocalCluster
 
 pytestmark = pytest.mark.kube
 
 
 @pytest.fixture
-def production_db(pg_cluster: LocalCluster) -> Iterator[PgDatabase]:
-    db = _create_database(pg_cluster, clone=False)
-    yield db
-    _drop_database(pg_cluster, db.name)
+def production_db(pg_plain_db: PgDatabase) -> PgDatabase:
+    return pg_plain_db
 
 
 @pytest.fixture
-def clone_db(pg_cluster: LocalCluster) -> Iterator[PgDatabase]:
-    db = _create_database(pg_cluster, clone=True)
-    yield db
-    _drop_database(pg_cluster, db.name)
+def clone_db(pg_db: PgDatabase) -> PgDatabase:
+    return pg_db
 
 
 def _with_parity(
