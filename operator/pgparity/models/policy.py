@@ -47,7 +47,8 @@ KEPT_STATISTICS: Mapping[str, frozenset[str]] = {
     "keep": ALL_STATISTICS,
     "null": frozenset(),
     "constant": frozenset({"null_frac"}),
-    "hash": frozenset({"null_frac", "n_distinct", "avg_width"}),
+    # hash: the output's length is clamped to 16–64 characters or fixed by ``length``
+    "hash": frozenset({"null_frac", "n_distinct"}),
     "hash_int": frozenset({"null_frac"}),
     "uuid": frozenset({"null_frac", "n_distinct", "avg_width"}),
     "email": frozenset({"null_frac", "n_distinct"}),
