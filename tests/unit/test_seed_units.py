@@ -9,7 +9,7 @@ from pgparity.errors import SpecError
 from pgparity.models.policy import ALL_STATISTICS, KEPT_STATISTICS, Policy, RowsMode
 from pgparity.seed.catalog import ForeignKey, SourceCatalog, TableInfo
 from pgparity.seed.mac import HMAC_BLOCK, key_pads
-from pgparity.seed.plan import copy_jobs
+from pgparity.seed.plan import copy_jobs, copy_order
 from pgparity.seed.policy_check import check_policy, suggest_rule, suggested_policy_text
 from pgparity.seed.schema import parse_toc
 from pgparity.seed.transforms import TRANSFORMS, ColumnInfo
@@ -180,6 +180,42 @@ def test_copy_plan_splits_big_tables_by_page_ranges() -> None:
         == 'COPY "public"."users" ("id", "email", "bio") FROM STDIN (FORMAT binary)'
     )
     assert len(copy_jobs(users, policy.tables["public.users"].columns, split=False)) == 1
+
+
+def _sized(name: str, table_bytes: int, index_bytes: int) -> TableInfo:
+    table = TableInfo(0, "public", name, f"public.{name}", table_bytes, table_bytes // 8192, 1.0)
+    table.index_bytes = index_bytes
+    table.columns = [_column(f"public.{name}", "id", "bigint", "int8", "N", True, 1)]
+    return table
+
+
+def test_copy_order_copies_the_table_with_the_longest_builds_early() -> None:
+    """Johnson's rule: build-heavy tables first (cheapest copy first), then the others with the
+    costliest builds first — the last table copied is one whose index builds are short."""
+    tables = [
+        _sized("big_copy_small_index", 10_000, 100),
+        _sized("big_copy_big_index", 10_000, 5_000),
+        _sized("index_heavy_slow", 3_000, 9_000),
+        _sized("index_heavy_quick", 1_000, 4_000),
+    ]
+    doc = {"tables": {t.display: {"columns": {"id": "keep"}} for t in tables}}
+    order = [t.name for t in copy_order(tables, Policy.parse(doc))]
+    assert order == [
+        "index_heavy_quick",
+        "index_heavy_slow",
+        "big_copy_big_index",
+        "big_copy_small_index",
+    ]
+    # Masking weighs a copy up (keyed hashing on the source): the quick table's copy now
+    # outweighs its builds, and it moves among the copy-heavy ones, by its builds.
+    doc["tables"]["public.index_heavy_quick"] = {"columns": {"id": "hash_int"}}
+    order = [t.name for t in copy_order(tables, Policy.parse(doc))]
+    assert order == [
+        "index_heavy_slow",
+        "big_copy_big_index",
+        "index_heavy_quick",
+        "big_copy_small_index",
+    ]
 
 
 def _problems_for(column: ColumnInfo, rule: object) -> list[str]:

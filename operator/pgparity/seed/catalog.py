@@ -14,7 +14,9 @@ _TABLES = f"""
 SELECT c.oid::int8, n.nspname, c.relname, format('%I.%I', n.nspname, c.relname),
        pg_relation_size(c.oid)::int8,
        (pg_relation_size(c.oid) / current_setting('block_size')::int8)::int8,
-       greatest(c.reltuples, 0)::float8
+       greatest(c.reltuples, 0)::float8,
+       (SELECT coalesce(sum(pg_relation_size(i.indexrelid)), 0)::int8
+        FROM pg_index i WHERE i.indrelid = c.oid)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind = 'r'
   AND {user_schema("n.nspname")}
@@ -91,6 +93,7 @@ class TableInfo:
     primary_key: tuple[str, ...] = ()
     unique_keys: list[tuple[str, ...]] = field(default_factory=list)
     needs_text_copy: bool = False
+    index_bytes: int = 0  # its indexes on the source: what building them again costs
 
     @property
     def copied_columns(self) -> list[ColumnInfo]:
@@ -125,6 +128,7 @@ def read_catalog(conn: psycopg.Connection[Any]) -> SourceCatalog:
             int(row[4]),
             int(row[5]),
             float(row[6]),
+            index_bytes=int(row[7]),
         )
         for row in conn.execute(_TABLES).fetchall()
     }

@@ -250,7 +250,7 @@ class _Worker(threading.Thread):
         try:
             with self._target.transaction(), self._target.cursor() as cursor:
                 with cursor.copy(job.copy_in()) as into:
-                    while block := stream.read1(RELAY_BLOCK):
+                    while block := stream.read(RELAY_BLOCK):
                         if self._scheduler.stop.is_set():
                             raise DatabaseError("stopped: another worker failed")
                         into.write(block)

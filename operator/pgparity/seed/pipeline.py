@@ -37,7 +37,7 @@ from pgparity.seed.catalog import SourceCatalog, TableInfo, read_catalog
 from pgparity.seed.identity import check_single_host, prove_not_source
 from pgparity.seed.load import SEED_APPLICATION, LoadPlan, TableCopy, load
 from pgparity.seed.mac import BUILTIN, Mac, choose_mac
-from pgparity.seed.plan import CopyJob, chunk_pages_for, copy_cost, copy_jobs
+from pgparity.seed.plan import CopyJob, chunk_pages_for, copy_jobs, copy_order
 from pgparity.seed.policy_check import check_policy
 from pgparity.seed.postdata import (
     BuildTiming,
@@ -189,10 +189,10 @@ def _checked_catalog(
 def _copy_plan(
     catalog: SourceCatalog, policy: Policy, workers: int, server_version: int, mac: Mac
 ) -> tuple[list[TableInfo], list[CopyJob]]:
-    """The tables whose rows are copied, costliest first (the tail of the run is then short
-    tables and index builds), and the pieces they are copied in."""
-    tables = [t for t in catalog.tables.values() if policy.tables[t.display].rows is RowsMode.ALL]
-    tables.sort(key=lambda t: -copy_cost(t, policy.tables[t.display].columns))
+    """The tables whose rows are copied, in the order that keeps the run's tail short, and the
+    pieces they are copied in."""
+    copied = [t for t in catalog.tables.values() if policy.tables[t.display].rows is RowsMode.ALL]
+    tables = copy_order(copied, policy)
     split = server_version >= MIN_SERVER_FOR_TID_RANGES
     jobs = [
         job
