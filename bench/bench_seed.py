@@ -40,6 +40,7 @@ import psycopg
 from psycopg import conninfo, sql
 
 from pgparity.pg.localcluster import LocalCluster
+from pgparity.seed.mac import Mac, choose_mac
 
 USERS_PER_SCALE = 20_000
 KEY = "bench-masking-key-0123456789abcdef"
@@ -121,6 +122,7 @@ class Side:
 
 
 ANCHOR = Side()
+HASHED: tuple[Mask, ...] = (Mask.BUILTIN, Mask.PGCRYPTO)
 
 
 @dataclass
@@ -320,6 +322,43 @@ def one_round(
     return results
 
 
+# The users' columns whose values are unique, so every row computes their HMAC (birth dates
+# repeat: their HMAC is computed once per distinct value).
+UNIQUE_KEYED = ("email", "full_name", "phone")
+
+
+def hmac_floor(source: Source, pgcrypto: bool) -> float:
+    """Source CPU of a COPY of the users with just the HMACs of their unique keyed columns
+    added, over the COPY of the users as they are: what no transform can go below."""
+    set_pgcrypto(source, pgcrypto)
+    try:
+        with psycopg.connect(source.cluster.primary_dsn, autocommit=True) as probe:
+            mac = choose_mac(probe, KEY.encode())
+        return _copy_cpu(source, mac, hashed=True) - _copy_cpu(source, mac, hashed=False)
+    finally:
+        set_pgcrypto(source, False)
+
+
+def _copy_cpu(source: Source, mac: Mac, *, hashed: bool) -> float:
+    columns: list[sql.Composable] = [sql.SQL("src.*")]
+    if hashed:
+        columns += [mac.of_text(sql.Identifier("src", c)) for c in UNIQUE_KEYED]
+    query = sql.SQL("COPY (SELECT {} FROM users AS src) TO STDOUT (FORMAT binary)").format(
+        sql.SQL(", ").join(columns)
+    )
+    options = mac.session_options(KEY.encode())
+    with psycopg.connect(source.cluster.primary_dsn, options=options) as conn:
+        pid = conn.info.backend_pid
+        seconds = []
+        for _ in range(3):
+            before = process_cpu(pid) or 0.0
+            with conn.cursor().copy(query) as copy:
+                for _block in copy:
+                    pass
+            seconds.append((process_cpu(pid) or 0.0) - before)
+    return statistics.median(seconds)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="rounds of every side (>= 3)")
@@ -349,11 +388,14 @@ def main() -> int:
                 results[side].seconds.append(seconds)
                 results[side].source_cpu += measured.source_cpu
                 results[side].reaped_cpu += measured.reaped_cpu
+        log("  the HMAC floor")
+        floors = {mask: hmac_floor(source, mask is Mask.PGCRYPTO) for mask in HASHED}
     for number in range(args.rounds):
         anchor = results[ANCHOR].seconds[number]
         for measured in results.values():
             measured.ratios.append(measured.seconds[number] / anchor)
     report(source, results, args.rounds, (started_load, load_average()))
+    report_floor(source, results, floors)
     return 0
 
 
@@ -384,6 +426,27 @@ def report(
         "  ratio: median over rounds of (side / pg_dump | pg_restore of the same round); "
         "targets for the masked seed: ≤ 1.0 with pgcrypto, ≤ 1.15 without"
     )
+
+
+def report_floor(source: Source, results: dict[Side, Measured], floors: dict[Mask, float]) -> None:
+    """How much of what masking costs the source is the keyed HMAC itself."""
+    keep = statistics.median(
+        cpu for side, m in results.items() if side.mask is Mask.KEEP for cpu in m.source_cpu
+    )
+    print(
+        f"  the HMAC floor: {len(UNIQUE_KEYED)} keyed columns with a distinct value per row "
+        f"({', '.join(UNIQUE_KEYED)}); their HMACs alone, added to a COPY of the users"
+    )
+    for mask, floor in floors.items():
+        masked = statistics.median(
+            cpu for side, m in results.items() if side.mask is mask for cpu in m.source_cpu
+        )
+        extra = masked - keep
+        print(
+            f"    {mask.value:<26} HMACs {floor:5.1f} s = {floor / source.users * 1e6:4.2f} µs "
+            f"per user row; all masking {extra:5.1f} s over keep-everything "
+            f"({floor / extra:.0%} of it is the HMACs)"
+        )
 
 
 if __name__ == "__main__":
