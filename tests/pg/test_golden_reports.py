@@ -237,6 +237,10 @@ VARYING = {
 CACHED = {"warm", "cold"}
 # Values whose very presence varies (a percentile of no transaction is null).
 ANY_VALUE = {"p50_ms", "p95_ms", "p99_ms"}
+# Lint evidence's sessions blocked behind a statement: null when the observer did not sample
+# the statement (a quick one usually ends between samples), 0 when it did and nobody waited —
+# which of the two depends on the machine's load; a count above 0 does not.
+QUIET_OR_COUNT = "blocked_sessions"
 # A statement's headroom (issue 13): fractions of each budget. Those of the budgets the observer
 # measures are null for a statement it did not sample (the one that is "<quiet>").
 OBSERVED_FRACTIONS = {"lock_timeout", "lock_wait_budget", "replication_lag_budget"}
@@ -247,6 +251,8 @@ COUNTS = {"errors", "errors_during_migration"}  # traffic errors by SQLSTATE: ho
 def normalise(value: Any, key: str = "") -> Any:
     if key in ANY_VALUE:
         return "<varies>"
+    if key == QUIET_OR_COUNT and not value:
+        return "<quiet>"
     if key in VARYING and isinstance(value, int | float) and not isinstance(value, bool):
         return f"<{type(value).__name__}>"
     if key == "cache" and isinstance(value, str) and value in CACHED:
